@@ -1,0 +1,52 @@
+//! The few places where SQLite and PostgreSQL need different statements.
+
+use crate::error::Result;
+use crate::feed::{ChangeEvent, PG_CHANNEL};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+pub(crate) trait WritePool {
+    type Db: sqlx::Database;
+    /// Begins a write transaction. On SQLite `BEGIN IMMEDIATE` takes the write
+    /// lock up front, so a transaction never fails half-way on a lock upgrade.
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
+}
+
+impl WritePool for SqlitePool {
+    type Db = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl WritePool for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.begin().await?)
+    }
+}
+
+pub(crate) trait Notify {
+    /// Queues change events to be published when the transaction commits.
+    async fn notify(&mut self, events: &[ChangeEvent]) -> Result<()>;
+}
+
+impl Notify for Transaction<'static, Sqlite> {
+    async fn notify(&mut self, _events: &[ChangeEvent]) -> Result<()> {
+        // SQLite: published in-process after the commit (Feed::publish_committed).
+        Ok(())
+    }
+}
+
+impl Notify for Transaction<'static, Postgres> {
+    async fn notify(&mut self, events: &[ChangeEvent]) -> Result<()> {
+        for event in events {
+            let payload = serde_json::to_string(event).unwrap_or_default();
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(PG_CHANNEL)
+                .bind(payload)
+                .execute(&mut **self)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! pillarbox-store: the message store shared by SMTP, POP3 and IMAP.
+//!
+//! One API over two sqlx backends, chosen by URL: `sqlite://…` (embedded, the
+//! default) and `postgres://…` (several nodes sharing one database). Message
+//! bytes are kept once per content (BLAKE3) in a [`blob`] store; what IMAP needs
+//! repeatedly is parsed once at delivery ([`meta`]). Every write is one
+//! transaction; after each commit a [`ChangeEvent`] is published on the
+//! [`feed`].
+
+pub mod blob;
+mod dialect;
+mod error;
+pub mod feed;
+mod mailbox;
+mod message;
+pub mod meta;
+mod open;
+mod types;
+
+pub use error::{Result, StoreError};
+pub use feed::{ChangeEvent, ChangeKind};
+pub use open::{Store, StoreOptions, mask_url};
+pub use types::*;
+
+/// Runs `$body` once per backend with `$pool` bound to that backend's pool.
+///
+/// sqlx 0.9 has no `Any` driver, so the same SQL text (numbered `$1`
+/// parameters work on both) is compiled once per database type. Only for use by
+/// the store and the directory, the two crates that own SQL.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($pool) => $body,
+            $crate::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A borrowed handle on the backend's pool, for the directory's SQL.
+#[derive(Clone, Copy)]
+pub enum Db<'a> {
+    Sqlite(&'a sqlx::SqlitePool),
+    Postgres(&'a sqlx::PgPool),
+}
+
+pub use sqlx;

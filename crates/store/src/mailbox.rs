@@ -1,0 +1,451 @@
+//! Mailboxes: create, rename (children follow), delete, list, subscribe.
+
+use crate::dialect::{Notify, WritePool};
+use crate::error::{Result, StoreError};
+use crate::feed::{ChangeEvent, ChangeKind};
+use crate::types::*;
+use crate::{Store, with_pool};
+
+const MAX_NAME_LEN: usize = 1000;
+
+/// Checks a mailbox name and returns its canonical form (`INBOX` in upper case,
+/// also as the first component of a child of the inbox).
+pub fn normalize_name(name: &str) -> Result<String> {
+    let invalid = |reason| StoreError::InvalidMailboxName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("the name is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(invalid("the name is longer than 1000 octets"));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(invalid("the name contains control characters"));
+    }
+    if name.split(DELIMITER).any(str::is_empty) {
+        return Err(invalid("the name has an empty level (leading, trailing or double '/')"));
+    }
+    if name.contains(['*', '%']) {
+        return Err(invalid("'*' and '%' are wildcards, not name characters"));
+    }
+    let (first, rest) = match name.split_once(DELIMITER) {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (name, None),
+    };
+    let first = if first.eq_ignore_ascii_case(INBOX) {
+        INBOX
+    } else {
+        first
+    };
+    Ok(match rest {
+        Some(rest) => format!("{first}{DELIMITER}{rest}"),
+        None => first.to_string(),
+    })
+}
+
+pub(crate) type MailboxRow = (i64, i64, String, Option<String>, bool, i64, i64, i64);
+
+pub(crate) const MAILBOX_COLUMNS: &str =
+    "id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq";
+
+pub(crate) fn mailbox_from_row(row: MailboxRow) -> Mailbox {
+    let (id, account, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) = row;
+    Mailbox {
+        id: MailboxId(id),
+        account: AccountId(account),
+        name,
+        special_use: special_use.as_deref().and_then(SpecialUse::from_column),
+        subscribed,
+        uid_validity: UidValidity(uid_validity as u32),
+        uid_next: Uid(uid_next as u32),
+        highest_modseq: ModSeq(highest_modseq as u64),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Creates a mailbox, and any missing parents (RFC 9051 §6.3.4), returning
+    /// the new mailbox. Fails with `MailboxExists` when it exists already.
+    pub async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let name = normalize_name(name)?;
+        let mut created = Vec::new();
+        let mailbox = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let exists: Option<(i64,)> = sqlx::query_as(
+                "SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.0)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if exists.is_some() {
+                return Err(StoreError::MailboxExists(name));
+            }
+            let (base,): (i64,) = sqlx::query_as(
+                "SELECT CAST(COALESCE(MAX(uid_validity), 0) AS BIGINT) FROM mailboxes",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            // UIDVALIDITY: the creation time, and always above any earlier one, so a
+            // mailbox deleted and made again never reuses a (UIDVALIDITY, UID) pair.
+            let mut uid_validity = now().max(base + 1) & 0xFFFF_FFFF;
+            let levels: Vec<&str> = name.split(DELIMITER).collect();
+            let mut last = None;
+            for depth in 1..=levels.len() {
+                let path = levels[..depth].join(&DELIMITER.to_string());
+                let is_target = depth == levels.len();
+                let found: Option<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
+                )))
+                .bind(account.0)
+                .bind(&path)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if found.is_some() && !is_target {
+                    continue;
+                }
+                let row: MailboxRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity) \
+                     VALUES ($1, $2, $3, TRUE, $4) RETURNING {MAILBOX_COLUMNS}"
+                )))
+                .bind(account.0)
+                .bind(&path)
+                .bind(if is_target { special_use.map(SpecialUse::as_column) } else { None })
+                .bind(uid_validity)
+                .fetch_one(&mut *tx)
+                .await?;
+                uid_validity += 1;
+                let mailbox = mailbox_from_row(row);
+                created.push(ChangeEvent {
+                    account,
+                    mailbox: mailbox.id,
+                    kind: ChangeKind::Mailbox,
+                    modseq: mailbox.highest_modseq,
+                });
+                last = Some(mailbox);
+            }
+            tx.notify(&created).await?;
+            tx.commit().await?;
+            last
+        });
+        self.inner.feed.publish_committed(&created);
+        mailbox.ok_or(StoreError::MailboxExists(name))
+    }
+
+    /// Looks a mailbox up by name (the inbox case-insensitively).
+    pub async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        let Ok(name) = normalize_name(name) else {
+            return Ok(None);
+        };
+        let row: Option<MailboxRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
+            )))
+            .bind(account.0)
+            .bind(&name)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(mailbox_from_row))
+    }
+
+    /// Like [`Store::mailbox`], but a missing mailbox is an error naming it.
+    pub async fn require_mailbox(&self, account: AccountId, name: &str) -> Result<Mailbox> {
+        self.mailbox(account, name)
+            .await?
+            .ok_or_else(|| StoreError::MailboxNotFound(name.to_string()))
+    }
+
+    /// Looks a mailbox up by id.
+    pub async fn mailbox_by_id(&self, id: MailboxId) -> Result<Mailbox> {
+        let row: Option<MailboxRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"
+            )))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(mailbox_from_row)
+            .ok_or(StoreError::MailboxIdNotFound(id))
+    }
+
+    /// The account's mailbox with a special-use attribute, if any.
+    pub async fn special_mailbox(
+        &self,
+        account: AccountId,
+        special_use: SpecialUse,
+    ) -> Result<Option<Mailbox>> {
+        let row: Option<MailboxRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND special_use = $2 \
+                 ORDER BY id LIMIT 1"
+            )))
+            .bind(account.0)
+            .bind(special_use.as_column())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(mailbox_from_row))
+    }
+
+    /// Every mailbox of the account, sorted by name.
+    pub async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        let rows: Vec<MailboxRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
+            )))
+            .bind(account.0)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(mailbox_from_row).collect())
+    }
+
+    /// Renames a mailbox; its children follow. UIDs and UIDVALIDITY are kept.
+    ///
+    /// Renaming `INBOX` moves all its messages to a new mailbox with the new
+    /// name and leaves the inbox empty (RFC 9051 §6.3.6).
+    pub async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<Mailbox> {
+        let from = normalize_name(from)?;
+        let to = normalize_name(to)?;
+        if from == INBOX {
+            let inbox = self.require_mailbox(account, INBOX).await?;
+            if self.mailbox(account, &to).await?.is_some() {
+                return Err(StoreError::MailboxExists(to));
+            }
+            let target = self.create_mailbox(account, &to, None).await?;
+            let uids: Vec<Uid> = self
+                .messages(inbox.id, UidRange::all())
+                .await?
+                .into_iter()
+                .map(|m| m.uid)
+                .collect();
+            if !uids.is_empty() {
+                self.move_messages(inbox.id, &uids, target.id).await?;
+            }
+            return self.mailbox_by_id(target.id).await;
+        }
+        if to == from {
+            return Err(StoreError::MailboxExists(to));
+        }
+        if to.starts_with(&format!("{from}{DELIMITER}")) {
+            return Err(StoreError::InvalidMailboxName {
+                name: to,
+                reason: "a mailbox cannot be moved inside itself",
+            });
+        }
+        if to == INBOX || to.starts_with(&format!("{INBOX}{DELIMITER}")) && from == INBOX {
+            return Err(StoreError::MailboxExists(to));
+        }
+        let mut events = Vec::new();
+        with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let source: Option<MailboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
+            )))
+            .bind(account.0)
+            .bind(&from)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(source) = source.map(mailbox_from_row) else {
+                return Err(StoreError::MailboxNotFound(from));
+            };
+            let taken: Option<(i64,)> = sqlx::query_as(
+                "SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2",
+            )
+            .bind(account.0)
+            .bind(&to)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if taken.is_some() {
+                return Err(StoreError::MailboxExists(to));
+            }
+            let family: Vec<(i64, String, i64)> = sqlx::query_as(
+                "SELECT id, name, highest_modseq FROM mailboxes WHERE account_id = $1 AND (name = $2 OR substr(name, 1, $3) = $4)",
+            )
+            .bind(account.0)
+            .bind(&from)
+            .bind((from.len() + 1) as i64)
+            .bind(format!("{from}{DELIMITER}"))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (id, name, modseq) in family {
+                let renamed = format!("{to}{}", &name[from.len()..]);
+                sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+                    .bind(&renamed)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                events.push(ChangeEvent {
+                    account,
+                    mailbox: MailboxId(id),
+                    kind: ChangeKind::Mailbox,
+                    modseq: ModSeq(modseq as u64),
+                });
+            }
+            // Missing parents of the new name appear, as CREATE would make them.
+            let levels: Vec<&str> = to.split(DELIMITER).collect();
+            for depth in 1..levels.len() {
+                let parent = levels[..depth].join(&DELIMITER.to_string());
+                let (base,): (i64,) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(MAX(uid_validity), 0) AS BIGINT) FROM mailboxes",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO mailboxes (account_id, name, subscribed, uid_validity) VALUES ($1, $2, TRUE, $3) \
+                     ON CONFLICT (account_id, name) DO NOTHING",
+                )
+                .bind(account.0)
+                .bind(&parent)
+                .bind((now().max(base + 1)) & 0xFFFF_FFFF)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.notify(&events).await?;
+            tx.commit().await?;
+            let _ = source;
+        });
+        self.inner.feed.publish_committed(&events);
+        self.require_mailbox(account, &to).await
+    }
+
+    /// Deletes a mailbox and the messages in it. Its children stay.
+    pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = normalize_name(name)?;
+        if name == INBOX {
+            return Err(StoreError::CannotDeleteInbox);
+        }
+        let mailbox = self.require_mailbox(account, &name).await?;
+        let uids: Vec<Uid> = self
+            .messages(mailbox.id, UidRange::all())
+            .await?
+            .into_iter()
+            .map(|m| m.uid)
+            .collect();
+        if !uids.is_empty() {
+            self.expunge(mailbox.id, &uids).await?;
+        }
+        let event = [ChangeEvent {
+            account,
+            mailbox: mailbox.id,
+            kind: ChangeKind::Mailbox,
+            modseq: mailbox.highest_modseq,
+        }];
+        with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            // Messages delivered between the expunge above and now go too.
+            let (size,): (i64,) = sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(m.size), 0) AS BIGINT) FROM mailbox_messages mm \
+                 JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1",
+            )
+            .bind(mailbox.id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
+                .bind(mailbox.id.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM expunged WHERE mailbox_id = $1")
+                .bind(mailbox.id.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM mailboxes WHERE id = $1")
+                .bind(mailbox.id.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+                .bind(size)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?;
+            tx.notify(&event).await?;
+            tx.commit().await?;
+        });
+        self.inner.feed.publish_committed(&event);
+        self.sweep_unreferenced().await
+    }
+
+    /// Marks a mailbox subscribed or not.
+    pub async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        let mailbox = self.require_mailbox(account, name).await?;
+        with_pool!(self.db_write(), pool => {
+            sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
+                .bind(subscribed)
+                .bind(mailbox.id.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Sets or clears the special-use attribute of a mailbox.
+    pub async fn set_special_use(
+        &self,
+        mailbox: MailboxId,
+        special_use: Option<SpecialUse>,
+    ) -> Result<()> {
+        with_pool!(self.db_write(), pool => {
+            sqlx::query("UPDATE mailboxes SET special_use = $1 WHERE id = $2")
+                .bind(special_use.map(SpecialUse::as_column))
+                .bind(mailbox.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Message count, unseen count and total size of a mailbox.
+    pub async fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
+        let (messages, unseen, size): (i64, i64, i64) = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT CAST(COUNT(*) AS BIGINT), \
+                        CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                        CAST(COALESCE(SUM(m.size), 0) AS BIGINT) \
+                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1",
+            )
+            .bind(mailbox.0)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(MailboxCounts {
+            messages: messages as u32,
+            unseen: unseen as u32,
+            size: size as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_name;
+
+    #[test]
+    fn inbox_is_case_insensitive_and_children_follow() {
+        assert_eq!(normalize_name("inbox").unwrap(), "INBOX");
+        assert_eq!(normalize_name("Inbox/Sub").unwrap(), "INBOX/Sub");
+        assert_eq!(normalize_name("Inboxes").unwrap(), "Inboxes");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for bad in ["", "/a", "a/", "a//b", "a*", "a%b", "a\u{7}"] {
+            assert!(normalize_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,732 @@
+//! Messages: delivery to many targets in one transaction, reading, flags,
+//! expunge, copy and move, and what changed since a MODSEQ.
+
+/// Expunges inside a transaction; evaluates to the UIDs and the change event.
+macro_rules! expunge_in {
+    ($tx:expr, $mailbox:expr, $uids:expr) => {{
+        let tx = &mut *$tx;
+        let mailbox: MailboxId = $mailbox;
+        let uids: &[Uid] = $uids;
+        let result: Result<(Vec<Uid>, Option<ChangeEvent>)> = async {
+
+    if uids.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let owner: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM mailboxes WHERE id = $1")
+        .bind(mailbox.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some((account,)) = owner else {
+        return Err(StoreError::MailboxIdNotFound(mailbox));
+    };
+    let mut present: Vec<(i64, i64)> = Vec::new();
+    for chunk in uids.chunks(500) {
+        let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+        let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT mm.uid, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
+        )))
+        .bind(mailbox.0)
+        .fetch_all(&mut **tx)
+        .await?;
+        present.extend(rows);
+    }
+    if present.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let (modseq,): (i64,) = sqlx::query_as(
+        "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
+    )
+    .bind(mailbox.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut freed = 0i64;
+    for chunk in present.chunks(500) {
+        let list = chunk.iter().map(|(uid, _)| uid.to_string()).collect::<Vec<_>>().join(",");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({list})"
+        )))
+        .bind(mailbox.0)
+        .execute(&mut **tx)
+        .await?;
+        let values = chunk
+            .iter()
+            .map(|(uid, _)| format!("({}, {uid}, {modseq})", mailbox.0))
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES {values}"
+        )))
+        .execute(&mut **tx)
+        .await?;
+        freed += chunk.iter().map(|(_, size)| size).sum::<i64>();
+    }
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+        .bind(freed)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    let expunged = present.iter().map(|(uid, _)| Uid(*uid as u32)).collect();
+    Ok((
+        expunged,
+        Some(ChangeEvent {
+            account: AccountId(account),
+            mailbox,
+            kind: ChangeKind::Expunged,
+            modseq: ModSeq(modseq as u64),
+        }),
+    ))
+        }.await;
+        result
+    }};
+}
+/// Adds `bytes` to the account's usage inside the transaction, failing with
+/// `OverQuota` when the account has a limit that would be passed. A macro, so
+/// the one text compiles for both backends.
+macro_rules! charge_quota {
+    ($tx:expr, $account:expr, $bytes:expr) => {{
+        let tx = &mut *$tx;
+        let account: AccountId = $account;
+        let bytes: i64 = $bytes;
+        let result: Result<()> = async {
+    let charged: Option<(i64,)> = sqlx::query_as(
+        "UPDATE accounts SET used_bytes = used_bytes + $1 \
+         WHERE id = $2 AND (quota_bytes IS NULL OR used_bytes + $1 <= quota_bytes) RETURNING used_bytes",
+    )
+    .bind(bytes)
+    .bind(account.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if charged.is_some() {
+        return Ok(());
+    }
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as("SELECT used_bytes, quota_bytes FROM accounts WHERE id = $1")
+        .bind(account.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some((used, limit)) => Err(StoreError::OverQuota {
+            account,
+            used: used.max(0) as u64,
+            limit: limit.unwrap_or(0).max(0) as u64,
+            needed: bytes.max(0) as u64,
+        }),
+        None => Err(StoreError::AccountNotFound(account)),
+    }
+        }.await;
+        result
+    }};
+}
+
+use crate::dialect::{Notify, WritePool};
+use crate::error::{Result, StoreError};
+use crate::feed::{ChangeEvent, ChangeKind};
+use crate::meta::{self, MessageMeta};
+use crate::types::*;
+use crate::{Store, blob, with_pool};
+use std::collections::BTreeMap;
+
+type EntryRow = (i64, i64, i64, i64, String, i64, i64, bool);
+
+const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.modseq, mm.flags, mm.keywords, m.size, m.internal_date, mm.downloaded";
+
+fn entry_from_row(row: EntryRow) -> MessageEntry {
+    let (uid, message, modseq, flags, keywords, size, internal_date, downloaded) = row;
+    MessageEntry {
+        uid: Uid(uid as u32),
+        message: MessageId(message),
+        modseq: ModSeq(modseq as u64),
+        flags: Flags::from_columns(flags, &keywords),
+        size: size as u64,
+        internal_date,
+        downloaded,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A message prepared outside the transaction: hashed and parsed.
+struct Prepared {
+    hash: String,
+    raw: bytes::Bytes,
+    trace_headers: Vec<u8>,
+    size: i64,
+    internal_date: i64,
+    meta_json: String,
+    header_text: String,
+    body_text: String,
+}
+
+fn prepare(message: &NewMessage) -> Prepared {
+    let hash = blob::hash(&message.raw);
+    let mut served = Vec::with_capacity(message.trace_headers.len() + message.raw.len());
+    served.extend_from_slice(&message.trace_headers);
+    served.extend_from_slice(&message.raw);
+    let parsed = meta::parse(&served);
+    Prepared {
+        hash,
+        raw: message.raw.clone(),
+        trace_headers: message.trace_headers.clone(),
+        size: served.len() as i64,
+        internal_date: message.internal_date.unwrap_or_else(now),
+        meta_json: serde_json::to_string(&parsed.meta).unwrap_or_default(),
+        header_text: parsed.header_text,
+        body_text: parsed.body_text,
+    }
+}
+
+/// Deduplicates UIDs and sorts them ascending.
+fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+impl Store {
+    /// Delivers one message to many (account, mailbox) targets in one
+    /// transaction: bytes stored once, each target gets the next UID of its
+    /// mailbox. When this returns `Ok`, the delivery is durable.
+    pub async fn deliver(&self, message: &NewMessage, targets: &[Target]) -> Result<Vec<Delivered>> {
+        let mut out = self
+            .deliver_batch(&[(message.clone(), targets.to_vec())])
+            .await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Delivers several messages in one transaction (imports, group commit).
+    /// All or nothing: on error no message of the batch is stored.
+    pub async fn deliver_batch(
+        &self,
+        batch: &[(NewMessage, Vec<Target>)],
+    ) -> Result<Vec<Vec<Delivered>>> {
+        // Hashing and MIME parsing are CPU work: off the async runtime.
+        let inputs: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
+        let prepared = tokio::task::spawn_blocking(move || {
+            inputs.iter().map(prepare).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| StoreError::Blob {
+            path: String::new(),
+            source: std::io::Error::other(e),
+        })?;
+        // Bytes are durable on disk before the commit that refers to them; a
+        // crash in between leaves an orphan file, swept later, never a dangling row.
+        for p in &prepared {
+            self.inner.blobs.write_file(&p.hash, &p.raw).await?;
+        }
+        let blobs_in_db = !self.inner.blobs.on_disk();
+        let mut events: BTreeMap<MailboxId, ChangeEvent> = BTreeMap::new();
+        let results = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut results = Vec::with_capacity(batch.len());
+            // Quota: added bytes per account over the whole batch.
+            let mut added: BTreeMap<AccountId, i64> = BTreeMap::new();
+            for (p, (_, targets)) in prepared.iter().zip(batch) {
+                for target in targets {
+                    *added.entry(target.account).or_default() += p.size;
+                }
+            }
+            for (account, bytes) in &added {
+                charge_quota!(&mut tx, *account, *bytes)?;
+            }
+            for (p, (_, targets)) in prepared.iter().zip(batch) {
+                let data: Option<&[u8]> = if blobs_in_db { Some(&p.raw) } else { None };
+                sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
+                    .bind(&p.hash)
+                    .bind(p.raw.len() as i64)
+                    .bind(data)
+                    .execute(&mut *tx)
+                    .await?;
+                let (message_id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&p.hash)
+                .bind(&p.trace_headers)
+                .bind(p.size)
+                .bind(p.internal_date)
+                .bind(&p.meta_json)
+                .bind(&p.header_text)
+                .bind(&p.body_text)
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut delivered = Vec::with_capacity(targets.len());
+                for target in targets {
+                    let allocated: Option<(i64, i64, i64)> = sqlx::query_as(
+                        "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \
+                         WHERE id = $1 AND account_id = $2 RETURNING uid_next - 1, highest_modseq, account_id",
+                    )
+                    .bind(target.mailbox.0)
+                    .bind(target.account.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((uid, modseq, _)) = allocated else {
+                        return Err(StoreError::MailboxIdNotFound(target.mailbox));
+                    };
+                    let (flags, keywords) = target.flags.to_columns();
+                    sqlx::query(
+                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(target.mailbox.0)
+                    .bind(uid)
+                    .bind(message_id)
+                    .bind(modseq)
+                    .bind(flags)
+                    .bind(keywords)
+                    .execute(&mut *tx)
+                    .await?;
+                    events.insert(target.mailbox, ChangeEvent {
+                        account: target.account,
+                        mailbox: target.mailbox,
+                        kind: ChangeKind::Appended,
+                        modseq: ModSeq(modseq as u64),
+                    });
+                    delivered.push(Delivered {
+                        account: target.account,
+                        mailbox: target.mailbox,
+                        uid: Uid(uid as u32),
+                        modseq: ModSeq(modseq as u64),
+                        message: MessageId(message_id),
+                    });
+                }
+                results.push(delivered);
+            }
+            let events: Vec<ChangeEvent> = events.values().copied().collect();
+            tx.notify(&events).await?;
+            tx.commit().await?;
+            results
+        });
+        let events: Vec<ChangeEvent> = events.into_values().collect();
+        self.inner.feed.publish_committed(&events);
+        Ok(results)
+    }
+
+    /// The messages of a mailbox within a UID range, ascending by UID.
+    pub async fn messages(&self, mailbox: MailboxId, range: UidRange) -> Result<Vec<MessageEntry>> {
+        let rows: Vec<EntryRow> = with_pool!(self.db(), pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND mm.uid BETWEEN $2 AND $3 ORDER BY mm.uid"
+            )))
+            .bind(mailbox.0)
+            .bind(range.first.0 as i64)
+            .bind(range.last.0 as i64)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(entry_from_row).collect())
+    }
+
+    /// One message of a mailbox, if it is (still) there.
+    pub async fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageEntry>> {
+        Ok(self.messages(mailbox, UidRange::single(uid)).await?.pop())
+    }
+
+    /// Envelope and MIME tree, parsed at delivery.
+    pub async fn message_meta(&self, message: MessageId) -> Result<MessageMeta> {
+        let row: Option<(String,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT meta FROM messages WHERE id = $1")
+                .bind(message.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        let (json,) = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        Ok(serde_json::from_str(&json).unwrap_or_default())
+    }
+
+    /// The header block and decoded body text kept for SEARCH.
+    pub async fn message_search_text(&self, message: MessageId) -> Result<(String, String)> {
+        let row: Option<(String, String)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT header_text, body_text FROM messages WHERE id = $1")
+                .bind(message.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))
+    }
+
+    /// The message exactly as served to clients: this delivery's trace
+    /// headers followed by the stored bytes.
+    pub async fn message_bytes(&self, message: MessageId) -> Result<bytes::Bytes> {
+        let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT m.blob_hash, m.trace_headers, b.data FROM messages m \
+                 JOIN blobs b ON b.hash = m.blob_hash WHERE m.id = $1",
+            )
+            .bind(message.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        let (hash, mut served, data) =
+            row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let body = match data {
+            Some(data) => data,
+            None => self
+                .inner
+                .blobs
+                .read_file(&hash)
+                .await?
+                .ok_or(StoreError::BlobMissing(hash))?,
+        };
+        served.extend_from_slice(&body);
+        Ok(served.into())
+    }
+
+    /// Changes the flags of messages; each message whose flags really change
+    /// gets the new MODSEQ. With `unchanged_since` (CONDSTORE), messages
+    /// modified after it are left alone. Returns what changed.
+    pub async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<Vec<FlagUpdate>> {
+        let uids = sorted_uids(uids);
+        let mut event = None;
+        let updates = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let owner: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM mailboxes WHERE id = $1")
+                .bind(mailbox.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((account,)) = owner else {
+                return Err(StoreError::MailboxIdNotFound(mailbox));
+            };
+            let mut changes = Vec::new();
+            for chunk in uids.chunks(500) {
+                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT uid, modseq, flags, keywords FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({list}) ORDER BY uid"
+                )))
+                .bind(mailbox.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (uid, modseq, system, keywords) in rows {
+                    if unchanged_since.is_some_and(|since| (modseq as u64) > since.0) {
+                        continue;
+                    }
+                    let old = Flags::from_columns(system, &keywords);
+                    let new = old.apply(op, flags);
+                    if new != old {
+                        changes.push((Uid(uid as u32), new));
+                    }
+                }
+            }
+            let mut updates = Vec::with_capacity(changes.len());
+            if !changes.is_empty() {
+                let (modseq,): (i64,) = sqlx::query_as(
+                    "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
+                )
+                .bind(mailbox.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                for (uid, new) in changes {
+                    let (system, keywords) = new.to_columns();
+                    sqlx::query("UPDATE mailbox_messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
+                        .bind(system)
+                        .bind(keywords)
+                        .bind(modseq)
+                        .bind(mailbox.0)
+                        .bind(uid.0 as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                    updates.push(FlagUpdate { uid, modseq: ModSeq(modseq as u64), flags: new });
+                }
+                let e = ChangeEvent {
+                    account: AccountId(account),
+                    mailbox,
+                    kind: ChangeKind::Flags,
+                    modseq: ModSeq(modseq as u64),
+                };
+                tx.notify(&[e]).await?;
+                event = Some(e);
+            }
+            tx.commit().await?;
+            updates
+        });
+        if let Some(event) = event {
+            self.inner.feed.publish_committed(&[event]);
+        }
+        Ok(updates)
+    }
+
+    /// Records that a POP3 client downloaded these messages.
+    pub async fn mark_downloaded(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<()> {
+        let uids = sorted_uids(uids);
+        with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            for chunk in uids.chunks(500) {
+                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE mailbox_messages SET downloaded = TRUE WHERE mailbox_id = $1 AND uid IN ({list})"
+                )))
+                .bind(mailbox.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Removes messages from a mailbox, remembering each (UID, MODSEQ) for
+    /// QRESYNC. UIDs not present are ignored. Returns the UIDs expunged.
+    pub async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let uids = sorted_uids(uids);
+        let mut event = None;
+        let expunged = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let (expunged, e) = expunge_in!(&mut tx, mailbox, &uids)?;
+            if let Some(e) = e {
+                tx.notify(&[e]).await?;
+                event = Some(e);
+            }
+            tx.commit().await?;
+            expunged
+        });
+        if let Some(event) = event {
+            self.inner.feed.publish_committed(&[event]);
+            self.sweep_unreferenced().await?;
+        }
+        Ok(expunged)
+    }
+
+    /// Copies messages to another mailbox of the same account, with new UIDs
+    /// there (RFC 4315 COPYUID). Flags are copied.
+    pub async fn copy_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
+        self.copy_or_move(from, uids, to, false).await
+    }
+
+    /// Moves messages (RFC 6851): copy and expunge in one transaction.
+    pub async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
+        self.copy_or_move(from, uids, to, true).await
+    }
+
+    async fn copy_or_move(&self, from: MailboxId, uids: &[Uid], to: MailboxId, remove: bool) -> Result<CopyResult> {
+        let uids = sorted_uids(uids);
+        let mut events = Vec::new();
+        let result = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let target: Option<(i64, i64)> = sqlx::query_as("SELECT account_id, uid_validity FROM mailboxes WHERE id = $1")
+                .bind(to.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((account, uid_validity)) = target else {
+                return Err(StoreError::MailboxIdNotFound(to));
+            };
+            let mut sources: Vec<(i64, i64, i64, String, i64)> = Vec::new();
+            for chunk in uids.chunks(500) {
+                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords, m.size FROM mailbox_messages mm \
+                     JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
+                )))
+                .bind(from.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                sources.extend(rows);
+            }
+            let mut mapping = Vec::with_capacity(sources.len());
+            if !sources.is_empty() {
+                if !remove {
+                    let bytes: i64 = sources.iter().map(|s| s.4).sum();
+                    charge_quota!(&mut tx, AccountId(account), bytes)?;
+                }
+                let count = sources.len() as i64;
+                let (first_uid, modseq): (i64, i64) = sqlx::query_as(
+                    "UPDATE mailboxes SET uid_next = uid_next + $1, highest_modseq = highest_modseq + 1 \
+                     WHERE id = $2 RETURNING uid_next - $1, highest_modseq",
+                )
+                .bind(count)
+                .bind(to.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                for (i, (uid, message_id, flags, keywords, _)) in sources.iter().enumerate() {
+                    let new_uid = first_uid + i as i64;
+                    sqlx::query(
+                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(to.0)
+                    .bind(new_uid)
+                    .bind(message_id)
+                    .bind(modseq)
+                    .bind(flags)
+                    .bind(keywords)
+                    .execute(&mut *tx)
+                    .await?;
+                    mapping.push((Uid(*uid as u32), Uid(new_uid as u32)));
+                }
+                events.push(ChangeEvent {
+                    account: AccountId(account),
+                    mailbox: to,
+                    kind: ChangeKind::Appended,
+                    modseq: ModSeq(modseq as u64),
+                });
+                if remove {
+                    let moved: Vec<Uid> = mapping.iter().map(|(from_uid, _)| *from_uid).collect();
+                    let (_, e) = expunge_in!(&mut tx, from, &moved)?;
+                    events.extend(e);
+                }
+            }
+            tx.notify(&events).await?;
+            tx.commit().await?;
+            CopyResult { uid_validity: UidValidity(uid_validity as u32), mapping }
+        });
+        self.inner.feed.publish_committed(&events);
+        Ok(result)
+    }
+
+    /// What changed in a mailbox after `since`: messages added or with new
+    /// flags, and UIDs expunged.
+    pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        let (rows, expunged, highest): (Vec<EntryRow>, Vec<(i64,)>, Option<(i64,)>) = with_pool!(self.db(), pool => {
+            let mut conn = pool.acquire().await?;
+            let highest: Option<(i64,)> = sqlx::query_as("SELECT highest_modseq FROM mailboxes WHERE id = $1")
+                .bind(mailbox.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
+            )))
+            .bind(mailbox.0)
+            .bind(since.0 as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+            let expunged: Vec<(i64,)> = sqlx::query_as(
+                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .bind(mailbox.0)
+            .bind(since.0 as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+            (rows, expunged, highest)
+        });
+        let Some((highest,)) = highest else {
+            return Err(StoreError::MailboxIdNotFound(mailbox));
+        };
+        Ok(MailboxChanges {
+            highest_modseq: ModSeq(highest as u64),
+            changed: rows.into_iter().map(entry_from_row).collect(),
+            expunged: expunged.into_iter().map(|(uid,)| Uid(uid as u32)).collect(),
+        })
+    }
+
+    /// Expunged (UID, MODSEQ) pairs of a mailbox after `since`.
+    pub async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<(Uid, ModSeq)>> {
+        let rows: Vec<(i64, i64)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid")
+                .bind(mailbox.0)
+                .bind(since.0 as i64)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(uid, modseq)| (Uid(uid as u32), ModSeq(modseq as u64)))
+            .collect())
+    }
+
+    /// Bytes the account uses, as kept with every write (the quota figure).
+    pub async fn quota_used(&self, account: AccountId) -> Result<u64> {
+        let row: Option<(i64,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT used_bytes FROM accounts WHERE id = $1")
+                .bind(account.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(used,)| used.max(0) as u64)
+            .ok_or(StoreError::AccountNotFound(account))
+    }
+
+    /// The account's quota limit in bytes, `None` for unlimited.
+    pub async fn quota_limit(&self, account: AccountId) -> Result<Option<u64>> {
+        let row: Option<(Option<i64>,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT quota_bytes FROM accounts WHERE id = $1")
+                .bind(account.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(limit,)| limit.map(|l| l.max(0) as u64))
+            .ok_or(StoreError::AccountNotFound(account))
+    }
+
+    /// Recounts usage from the messages themselves (for checks and repair).
+    pub async fn quota_recount(&self, account: AccountId) -> Result<u64> {
+        let (used,): (i64,) = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(m.size), 0) AS BIGINT) FROM mailbox_messages mm \
+                 JOIN messages m ON m.id = mm.message_id JOIN mailboxes mb ON mb.id = mm.mailbox_id \
+                 WHERE mb.account_id = $1",
+            )
+            .bind(account.0)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(used as u64)
+    }
+
+    /// Number of blobs stored (a message to N recipients counts once).
+    pub async fn blob_count(&self) -> Result<u64> {
+        let (count,): (i64,) = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM blobs").fetch_one(pool).await?
+        });
+        Ok(count as u64)
+    }
+
+    /// Deletes messages no mailbox holds and blobs no message uses, then
+    /// files on disk with no blob row (left by a crash before a commit).
+    pub async fn sweep_unreferenced(&self) -> Result<()> {
+        let gone: Vec<(String,)> = with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "DELETE FROM messages WHERE NOT EXISTS \
+                 (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = messages.id)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let gone: Vec<(String,)> = sqlx::query_as(
+                "DELETE FROM blobs WHERE NOT EXISTS \
+                 (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) RETURNING hash",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            gone
+        });
+        for (hash,) in gone {
+            self.inner.blobs.remove_file(&hash).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes blob files that no database row refers to (crash leftovers).
+    /// Only files older than `min_age` go, so an in-flight delivery keeps its file.
+    pub async fn sweep_orphan_files(&self, min_age: std::time::Duration) -> Result<usize> {
+        let mut removed = 0;
+        for hash in self.inner.blobs.list_files().await? {
+            let known: Option<(i64,)> = with_pool!(self.db(), pool => {
+                sqlx::query_as("SELECT size FROM blobs WHERE hash = $1")
+                    .bind(&hash)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            if known.is_none() && self.inner.blobs.file_age(&hash).await.is_some_and(|age| age >= min_age) {
+                self.inner.blobs.remove_file(&hash).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+

@@ -1,0 +1,439 @@
+//! What IMAP needs of a message again and again, parsed once at delivery with
+//! mail-parser: the envelope, the MIME tree with byte offsets of every part,
+//! and the text that SEARCH looks in. Stored as JSON beside the message.
+//!
+//! Offsets are into the message as served (trace headers + stored bytes).
+
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
+use serde::{Deserialize, Serialize};
+
+/// An address as IMAP's ENVELOPE carries it (RFC 9051 §7.5.2). A group is
+/// written as a start marker (`mailbox` = group name, `host` = None) and an
+/// end marker (all None), as in RFC 9051.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub name: Option<String>,
+    pub mailbox: Option<String>,
+    pub host: Option<String>,
+}
+
+/// The envelope: raw (unfolded, not decoded) header values as IMAP sends them,
+/// and parsed address lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Vec<Address>,
+    pub sender: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Content-Disposition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disposition {
+    pub kind: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// One node of the MIME tree (BODYSTRUCTURE).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyPart {
+    /// Lowercase, e.g. `text`.
+    pub media_type: String,
+    /// Lowercase, e.g. `plain`.
+    pub media_subtype: String,
+    pub params: Vec<(String, String)>,
+    pub id: Option<String>,
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding, uppercase; `7BIT` when absent.
+    pub encoding: String,
+    /// Octets of the (encoded) body.
+    pub size: u64,
+    /// Lines of the body, for `text/*` and `message/rfc822`.
+    pub lines: u64,
+    pub md5: Option<String>,
+    pub disposition: Option<Disposition>,
+    pub language: Vec<String>,
+    pub location: Option<String>,
+    /// Offset of the part's first header line.
+    pub header_offset: u64,
+    /// Offset of the part's body (after the blank line).
+    pub body_offset: u64,
+    /// Offset one past the part's body.
+    pub end_offset: u64,
+    /// Children of a multipart.
+    pub parts: Vec<BodyPart>,
+    /// The embedded message of a `message/rfc822` part.
+    pub message: Option<Box<MessageMeta>>,
+}
+
+impl BodyPart {
+    pub fn is_multipart(&self) -> bool {
+        self.media_type == "multipart"
+    }
+
+    pub fn is_message(&self) -> bool {
+        self.media_type == "message"
+            && (self.media_subtype == "rfc822" || self.media_subtype == "global")
+    }
+}
+
+/// Envelope and MIME tree of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    pub envelope: Envelope,
+    pub body: BodyPart,
+}
+
+/// Everything derived from a message at delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub meta: MessageMeta,
+    /// The top-level header block as text (lossy UTF-8), for header SEARCH.
+    pub header_text: String,
+    /// Decoded text of the text parts, for BODY/TEXT SEARCH.
+    pub body_text: String,
+}
+
+/// Nested messages deeper than this are treated as opaque bytes.
+const MAX_DEPTH: usize = 8;
+/// Search text kept per message (the rest is not searchable by body).
+const MAX_BODY_TEXT: usize = 1 << 20;
+
+/// Parses a whole message. Never fails: unreadable MIME becomes a single
+/// `text/plain` part covering the bytes, as RFC 9051 asks of servers.
+pub fn parse(raw: &[u8]) -> Parsed {
+    let meta = parse_meta(raw, 0, 0);
+    let header_end = meta.body.body_offset.min(raw.len() as u64) as usize;
+    let header_text = String::from_utf8_lossy(&raw[..header_end]).into_owned();
+    let mut body_text = String::new();
+    if let Some(message) = MessageParser::default().parse(raw) {
+        for index in 0..message.parts.len() {
+            if let Some(text) = message.body_text(index) {
+                if body_text.len() + text.len() > MAX_BODY_TEXT {
+                    break;
+                }
+                body_text.push_str(&text);
+                body_text.push('\n');
+            }
+        }
+        for index in 0..message.parts.len() {
+            if let Some(part) = message.parts.get(index) {
+                if let PartType::Html(html) = &part.body {
+                    if message.text_body.iter().any(|id| *id as usize == index) {
+                        continue;
+                    }
+                    if body_text.len() + html.len() > MAX_BODY_TEXT {
+                        break;
+                    }
+                    body_text.push_str(html);
+                    body_text.push('\n');
+                }
+            }
+        }
+    }
+    Parsed {
+        meta,
+        header_text,
+        body_text,
+    }
+}
+
+fn parse_meta(raw: &[u8], base: u64, depth: usize) -> MessageMeta {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return MessageMeta {
+            envelope: Envelope::default(),
+            body: opaque_text(raw, base),
+        };
+    };
+    let envelope = envelope_of(raw, &message.parts[0].headers);
+    let body = part_tree(&message, 0, raw, base, depth);
+    MessageMeta { envelope, body }
+}
+
+fn opaque_text(raw: &[u8], base: u64) -> BodyPart {
+    let body_start = find_body_start(raw);
+    BodyPart {
+        media_type: "text".into(),
+        media_subtype: "plain".into(),
+        params: vec![("charset".into(), "us-ascii".into())],
+        encoding: "7BIT".into(),
+        size: (raw.len() - body_start) as u64,
+        lines: count_lines(&raw[body_start..]),
+        header_offset: base,
+        body_offset: base + body_start as u64,
+        end_offset: base + raw.len() as u64,
+        ..BodyPart::default()
+    }
+}
+
+fn find_body_start(raw: &[u8]) -> usize {
+    if raw.starts_with(b"\r\n") {
+        return 2;
+    }
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(raw.len())
+}
+
+fn count_lines(body: &[u8]) -> u64 {
+    let newlines = body.iter().filter(|b| **b == b'\n').count() as u64;
+    if body.last().is_some_and(|b| *b != b'\n') {
+        newlines + 1
+    } else {
+        newlines
+    }
+}
+
+fn part_tree(
+    message: &mail_parser::Message<'_>,
+    index: usize,
+    raw: &[u8],
+    base: u64,
+    depth: usize,
+) -> BodyPart {
+    let Some(part) = message.parts.get(index) else {
+        return opaque_text(raw, base);
+    };
+    let (media_type, media_subtype, params) = match part.content_type() {
+        Some(ct) => (
+            ct.ctype().to_ascii_lowercase(),
+            ct.subtype()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_else(|| default_subtype(ct.ctype())),
+            ct.attributes()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                .collect(),
+        ),
+        None => {
+            // RFC 2046 §5.1.5: parts of multipart/digest default to message/rfc822.
+            if matches!(part.body, PartType::Message(_)) {
+                ("message".into(), "rfc822".into(), Vec::new())
+            } else {
+                (
+                    "text".into(),
+                    "plain".into(),
+                    vec![("charset".into(), "us-ascii".into())],
+                )
+            }
+        }
+    };
+    let header_offset = part.offset_header as u64;
+    let body_offset = (part.offset_body as u64).min(raw.len() as u64);
+    let end_offset = (part.offset_end as u64).clamp(body_offset, raw.len() as u64);
+    let body_bytes = &raw[body_offset as usize..end_offset as usize];
+    let mut node = BodyPart {
+        media_type,
+        media_subtype,
+        params,
+        id: part.content_id().map(|s| format!("<{s}>")),
+        description: part.content_description().map(str::to_string),
+        encoding: part
+            .content_transfer_encoding()
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_else(|| "7BIT".into()),
+        size: body_bytes.len() as u64,
+        lines: 0,
+        md5: None,
+        disposition: part.content_disposition().map(|d| Disposition {
+            kind: d.ctype().to_ascii_lowercase(),
+            params: d
+                .attributes()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+                .collect(),
+        }),
+        language: match part.content_language() {
+            HeaderValue::Text(t) => vec![t.to_string()],
+            HeaderValue::TextList(list) => list.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        },
+        location: part.content_location().map(str::to_string),
+        header_offset: base + header_offset,
+        body_offset: base + body_offset,
+        end_offset: base + end_offset,
+        parts: Vec::new(),
+        message: None,
+    };
+    if node.media_type == "text" {
+        node.lines = count_lines(body_bytes);
+    }
+    match &part.body {
+        PartType::Multipart(children) => {
+            node.media_type = "multipart".into();
+            node.parts = children
+                .iter()
+                .map(|child| part_tree(message, *child as usize, raw, base, depth))
+                .collect();
+        }
+        _ if node.is_message() && node.encoding != "BASE64" && node.encoding != "QUOTED-PRINTABLE" => {
+            node.lines = count_lines(body_bytes);
+            if depth < MAX_DEPTH {
+                let nested = parse_meta(body_bytes, base + body_offset, depth + 1);
+                node.message = Some(Box::new(nested));
+            }
+        }
+        _ => {}
+    }
+    node
+}
+
+fn default_subtype(media_type: &str) -> String {
+    if media_type.eq_ignore_ascii_case("text") {
+        "plain".into()
+    } else {
+        "octet-stream".into()
+    }
+}
+
+fn envelope_of(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Envelope {
+    let raw_value = |name: HeaderName<'_>| -> Option<String> {
+        headers.iter().find(|h| h.name == name).map(|h| {
+            let start = (h.offset_start as usize).min(raw.len());
+            let end = (h.offset_end as usize).clamp(start, raw.len());
+            unfold(&String::from_utf8_lossy(&raw[start..end]))
+        })
+    };
+    let addresses = |name: HeaderName<'_>| -> Vec<Address> {
+        headers
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| h.value.as_address())
+            .map(addresses_of)
+            .unwrap_or_default()
+    };
+    let from = addresses(HeaderName::From);
+    let sender = match addresses(HeaderName::Sender) {
+        list if list.is_empty() => from.clone(),
+        list => list,
+    };
+    let reply_to = match addresses(HeaderName::ReplyTo) {
+        list if list.is_empty() => from.clone(),
+        list => list,
+    };
+    Envelope {
+        date: raw_value(HeaderName::Date),
+        subject: raw_value(HeaderName::Subject),
+        from,
+        sender,
+        reply_to,
+        to: addresses(HeaderName::To),
+        cc: addresses(HeaderName::Cc),
+        bcc: addresses(HeaderName::Bcc),
+        in_reply_to: raw_value(HeaderName::InReplyTo),
+        message_id: raw_value(HeaderName::MessageId),
+    }
+}
+
+fn unfold(value: &str) -> String {
+    value
+        .replace("\r\n", "")
+        .replace('\n', "")
+        .trim()
+        .to_string()
+}
+
+fn split_address(address: &str) -> (Option<String>, Option<String>) {
+    match address.rsplit_once('@') {
+        Some((local, host)) => (Some(local.to_string()), Some(host.to_string())),
+        None => (Some(address.to_string()), None),
+    }
+}
+
+fn addr(a: &mail_parser::Addr<'_>) -> Address {
+    let (mailbox, host) = a
+        .address
+        .as_deref()
+        .map(split_address)
+        .unwrap_or((None, None));
+    Address {
+        name: a.name.as_deref().map(str::to_string),
+        mailbox,
+        host,
+    }
+}
+
+fn addresses_of(address: &mail_parser::Address<'_>) -> Vec<Address> {
+    match address {
+        mail_parser::Address::List(list) => list.iter().map(addr).collect(),
+        mail_parser::Address::Group(groups) => {
+            let mut out = Vec::new();
+            for group in groups {
+                match &group.name {
+                    Some(name) => {
+                        out.push(Address {
+                            name: None,
+                            mailbox: Some(name.to_string()),
+                            host: None,
+                        });
+                        out.extend(group.addresses.iter().map(addr));
+                        out.push(Address::default());
+                    }
+                    None => out.extend(group.addresses.iter().map(addr)),
+                }
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_keeps_raw_subject_and_parses_addresses() {
+        let raw = b"From: Alice <alice@example.test>\r\nTo: bob@example.test, \"Carol C\" <carol@example.test>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n folded\r\nMessage-ID: <1@example.test>\r\n\r\nHello\r\n";
+        let parsed = parse(raw);
+        let env = &parsed.meta.envelope;
+        assert_eq!(env.subject.as_deref(), Some("=?utf-8?q?caf=C3=A9?= folded"));
+        assert_eq!(env.from[0].name.as_deref(), Some("Alice"));
+        assert_eq!(env.from[0].mailbox.as_deref(), Some("alice"));
+        assert_eq!(env.from[0].host.as_deref(), Some("example.test"));
+        assert_eq!(env.sender, env.from);
+        assert_eq!(env.to.len(), 2);
+        assert_eq!(env.message_id.as_deref(), Some("<1@example.test>"));
+        assert_eq!(parsed.meta.body.media_type, "text");
+        assert_eq!(parsed.meta.body.size, 7);
+        assert_eq!(parsed.meta.body.lines, 1);
+        assert!(parsed.body_text.contains("Hello"));
+    }
+
+    #[test]
+    fn multipart_offsets_point_at_each_part() {
+        let raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\none\r\n--x\r\nContent-Type: text/html\r\n\r\n<b>two</b>\r\n--x--\r\n";
+        let parsed = parse(raw);
+        let body = &parsed.meta.body;
+        assert!(body.is_multipart());
+        assert_eq!(body.media_subtype, "mixed");
+        assert_eq!(body.parts.len(), 2);
+        let first = &body.parts[0];
+        assert_eq!(
+            &raw[first.body_offset as usize..first.end_offset as usize],
+            b"one"
+        );
+        let second = &body.parts[1];
+        assert_eq!(second.media_subtype, "html");
+        assert_eq!(
+            &raw[second.body_offset as usize..second.end_offset as usize],
+            b"<b>two</b>"
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for raw in [&b""[..], b"\r\n", b"no header at all", b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n"] {
+            let _ = parse(raw);
+        }
+    }
+}

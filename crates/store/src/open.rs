@@ -1,0 +1,196 @@
+//! Opening a store by URL, with migrations applied.
+
+use crate::blob::BlobStore;
+use crate::error::{Result, StoreError};
+use crate::feed::Feed;
+use crate::Db;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER:PASS@HOST:PORT/DB`.
+    pub url: String,
+    /// Where the file-system blob store keeps message bytes. `None` keeps them
+    /// in the database (the default with PostgreSQL, so every node sees them).
+    pub blob_dir: Option<PathBuf>,
+    /// Upper bound of pooled connections (readers on SQLite).
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            url: url.into(),
+            blob_dir: None,
+            max_connections: 16,
+        }
+    }
+
+    pub fn blob_dir(mut self, dir: impl Into<PathBuf>) -> StoreOptions {
+        self.blob_dir = Some(dir.into());
+        self
+    }
+}
+
+/// The message store. Cheap to clone; all clones share pools and the feed.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: Backend,
+    pub(crate) blobs: BlobStore,
+    pub(crate) feed: Feed,
+    pub(crate) url: String,
+}
+
+pub(crate) enum Backend {
+    /// One writer connection (writes serialize, `BEGIN IMMEDIATE`) and a pool of readers.
+    Sqlite {
+        writer: SqlitePool,
+        readers: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// Replaces the password of a URL with `***`, for messages and logs.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens (and creates, for SQLite) the store and applies pending migrations.
+    pub async fn open(options: StoreOptions) -> Result<Store> {
+        let masked = mask_url(&options.url);
+        let open_err = |source| StoreError::Open {
+            url: masked.clone(),
+            source,
+        };
+        if options.url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(&options.url)
+                .map_err(open_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // A 250 must survive power loss.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(connect.clone())
+                .await
+                .map_err(open_err)?;
+            sqlx::migrate!("../../migrations/sqlite").run(&writer).await?;
+            let readers = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(connect.read_only(true))
+                .await
+                .map_err(open_err)?;
+            let feed = Feed::for_sqlite(&options.url);
+            let blobs = BlobStore::new(options.blob_dir.clone());
+            Ok(Store {
+                inner: Arc::new(Inner {
+                    backend: Backend::Sqlite { writer, readers },
+                    blobs,
+                    feed,
+                    url: masked,
+                }),
+            })
+        } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(&options.url).map_err(open_err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(connect)
+                .await
+                .map_err(open_err)?;
+            sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+            let feed = Feed::for_postgres(&pool).await.map_err(open_err)?;
+            let blobs = BlobStore::new(options.blob_dir.clone());
+            Ok(Store {
+                inner: Arc::new(Inner {
+                    backend: Backend::Postgres { pool },
+                    blobs,
+                    feed,
+                    url: masked,
+                }),
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl(masked))
+        }
+    }
+
+    /// The URL this store was opened with, password masked.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The pool to read from.
+    pub fn db(&self) -> Db<'_> {
+        match &self.inner.backend {
+            Backend::Sqlite { readers, .. } => Db::Sqlite(readers),
+            Backend::Postgres { pool } => Db::Postgres(pool),
+        }
+    }
+
+    /// The pool to write through (the single writer connection on SQLite).
+    pub fn db_write(&self) -> Db<'_> {
+        match &self.inner.backend {
+            Backend::Sqlite { writer, .. } => Db::Sqlite(writer),
+            Backend::Postgres { pool } => Db::Postgres(pool),
+        }
+    }
+
+    /// Checks that the database answers (for health checks).
+    pub async fn ping(&self) -> Result<()> {
+        crate::with_pool!(self.db(), pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pools; pending writes finish first.
+    pub async fn close(&self) {
+        match &self.inner.backend {
+            Backend::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+}
