@@ -1,1 +1,18 @@
-//! placeholder
+//! pillarbox-net: listeners, TLS and connection framing shared by SMTP, POP3
+//! and IMAP.
+//!
+//! A protocol crate implements [`Handler`]; the binary binds each configured
+//! listener and runs [`serve`]. Every session gets a [`Connection`]: bounded,
+//! time-limited line and byte reads, a write buffer, and `start_tls`, which
+//! discards any plaintext the client pipelined after STARTTLS/STLS so that it
+//! is never executed inside TLS.
+
+mod config;
+mod connection;
+mod server;
+pub mod tls;
+
+pub use config::{ListenerConfig, TlsMode};
+pub use connection::{Connection, ReadError};
+pub use server::{Handler, ListenerInfo, serve};
+pub use tokio_util::sync::CancellationToken;

@@ -1,1 +1,5 @@
-//! placeholder
+//! The `pillarbox` binary as a library: configuration, the server, the admin
+//! commands. End-to-end tests start the server in-process through [`serve`].
+
+pub mod config;
+pub mod serve;

@@ -129,13 +129,11 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let parent = path.parent().ok_or_else(|| blob_err(std::io::Error::other("no parent")))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| blob_err(std::io::Error::other("no parent")))?;
     std::fs::create_dir_all(parent).map_err(blob_err)?;
-    let tmp = parent.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

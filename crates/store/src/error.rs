@@ -37,7 +37,9 @@ pub enum StoreError {
     CannotDeleteInbox,
     #[error("message UID {uid} does not exist in mailbox {mailbox}")]
     MessageNotFound { mailbox: MailboxId, uid: Uid },
-    #[error("account {account} is over its quota ({used} of {limit} bytes used, {needed} more needed)")]
+    #[error(
+        "account {account} is over its quota ({used} of {limit} bytes used, {needed} more needed)"
+    )]
     OverQuota {
         account: AccountId,
         used: u64,

@@ -25,7 +25,9 @@ pub fn normalize_name(name: &str) -> Result<String> {
         return Err(invalid("the name contains control characters"));
     }
     if name.split(DELIMITER).any(str::is_empty) {
-        return Err(invalid("the name has an empty level (leading, trailing or double '/')"));
+        return Err(invalid(
+            "the name has an empty level (leading, trailing or double '/')",
+        ));
     }
     if name.contains(['*', '%']) {
         return Err(invalid("'*' and '%' are wildcards, not name characters"));
@@ -219,7 +221,12 @@ impl Store {
     ///
     /// Renaming `INBOX` moves all its messages to a new mailbox with the new
     /// name and leaves the inbox empty (RFC 9051 §6.3.6).
-    pub async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<Mailbox> {
+    pub async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        from: &str,
+        to: &str,
+    ) -> Result<Mailbox> {
         let from = normalize_name(from)?;
         let to = normalize_name(to)?;
         if from == INBOX {
@@ -381,7 +388,12 @@ impl Store {
     }
 
     /// Marks a mailbox subscribed or not.
-    pub async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<()> {
         let mailbox = self.require_mailbox(account, name).await?;
         with_pool!(self.db_write(), pool => {
             sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")

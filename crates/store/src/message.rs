@@ -192,7 +192,11 @@ impl Store {
     /// Delivers one message to many (account, mailbox) targets in one
     /// transaction: bytes stored once, each target gets the next UID of its
     /// mailbox. When this returns `Ok`, the delivery is durable.
-    pub async fn deliver(&self, message: &NewMessage, targets: &[Target]) -> Result<Vec<Delivered>> {
+    pub async fn deliver(
+        &self,
+        message: &NewMessage,
+        targets: &[Target],
+    ) -> Result<Vec<Delivered>> {
         let mut out = self
             .deliver_batch(&[(message.clone(), targets.to_vec())])
             .await?;
@@ -207,14 +211,13 @@ impl Store {
     ) -> Result<Vec<Vec<Delivered>>> {
         // Hashing and MIME parsing are CPU work: off the async runtime.
         let inputs: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
-        let prepared = tokio::task::spawn_blocking(move || {
-            inputs.iter().map(prepare).collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| StoreError::Blob {
-            path: String::new(),
-            source: std::io::Error::other(e),
-        })?;
+        let prepared =
+            tokio::task::spawn_blocking(move || inputs.iter().map(prepare).collect::<Vec<_>>())
+                .await
+                .map_err(|e| StoreError::Blob {
+                    path: String::new(),
+                    source: std::io::Error::other(e),
+                })?;
         // Bytes are durable on disk before the commit that refers to them; a
         // crash in between leaves an orphan file, swept later, never a dangling row.
         for p in &prepared {
@@ -502,16 +505,32 @@ impl Store {
 
     /// Copies messages to another mailbox of the same account, with new UIDs
     /// there (RFC 4315 COPYUID). Flags are copied.
-    pub async fn copy_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
+    pub async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
         self.copy_or_move(from, uids, to, false).await
     }
 
     /// Moves messages (RFC 6851): copy and expunge in one transaction.
-    pub async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
+    pub async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<CopyResult> {
         self.copy_or_move(from, uids, to, true).await
     }
 
-    async fn copy_or_move(&self, from: MailboxId, uids: &[Uid], to: MailboxId, remove: bool) -> Result<CopyResult> {
+    async fn copy_or_move(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<CopyResult> {
         let uids = sorted_uids(uids);
         let mut events = Vec::new();
         let result = with_pool!(self.db_write(), pool => {
@@ -623,7 +642,11 @@ impl Store {
     }
 
     /// Expunged (UID, MODSEQ) pairs of a mailbox after `since`.
-    pub async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<Vec<(Uid, ModSeq)>> {
+    pub async fn expunged_since(
+        &self,
+        mailbox: MailboxId,
+        since: ModSeq,
+    ) -> Result<Vec<(Uid, ModSeq)>> {
         let rows: Vec<(i64, i64)> = with_pool!(self.db(), pool => {
             sqlx::query_as("SELECT uid, modseq FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid")
                 .bind(mailbox.0)
@@ -721,7 +744,14 @@ impl Store {
                     .fetch_optional(pool)
                     .await?
             });
-            if known.is_none() && self.inner.blobs.file_age(&hash).await.is_some_and(|age| age >= min_age) {
+            if known.is_none()
+                && self
+                    .inner
+                    .blobs
+                    .file_age(&hash)
+                    .await
+                    .is_some_and(|age| age >= min_age)
+            {
                 self.inner.blobs.remove_file(&hash).await?;
                 removed += 1;
             }
@@ -729,4 +759,3 @@ impl Store {
         Ok(removed)
     }
 }
-

@@ -276,7 +276,10 @@ fn part_tree(
                 .map(|child| part_tree(message, *child as usize, raw, base, depth))
                 .collect();
         }
-        _ if node.is_message() && node.encoding != "BASE64" && node.encoding != "QUOTED-PRINTABLE" => {
+        _ if node.is_message()
+            && node.encoding != "BASE64"
+            && node.encoding != "QUOTED-PRINTABLE" =>
+        {
             node.lines = count_lines(body_bytes);
             if depth < MAX_DEPTH {
                 let nested = parse_meta(body_bytes, base + body_offset, depth + 1);
@@ -432,7 +435,12 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for raw in [&b""[..], b"\r\n", b"no header at all", b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n"] {
+        for raw in [
+            &b""[..],
+            b"\r\n",
+            b"no header at all",
+            b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n",
+        ] {
             let _ = parse(raw);
         }
     }

@@ -1,9 +1,9 @@
 //! Opening a store by URL, with migrations applied.
 
+use crate::Db;
 use crate::blob::BlobStore;
 use crate::error::{Result, StoreError};
 use crate::feed::Feed;
-use crate::Db;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -105,7 +105,9 @@ impl Store {
                 .connect_with(connect.clone())
                 .await
                 .map_err(open_err)?;
-            sqlx::migrate!("../../migrations/sqlite").run(&writer).await?;
+            sqlx::migrate!("../../migrations/sqlite")
+                .run(&writer)
+                .await?;
             let readers = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(60))
@@ -130,7 +132,9 @@ impl Store {
                 .connect_with(connect)
                 .await
                 .map_err(open_err)?;
-            sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+            sqlx::migrate!("../../migrations/postgres")
+                .run(&pool)
+                .await?;
             let feed = Feed::for_postgres(&pool).await.map_err(open_err)?;
             let blobs = BlobStore::new(options.blob_dir.clone());
             Ok(Store {

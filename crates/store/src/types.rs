@@ -134,7 +134,9 @@ impl Flags {
 
     /// Keywords compare case-insensitively (RFC 9051 §2.3.2); the first spelling wins.
     pub fn has_keyword(&self, keyword: &str) -> bool {
-        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+        self.keywords
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(keyword))
     }
 
     pub fn insert_keyword(&mut self, keyword: &str) {

@@ -1,0 +1,336 @@
+//! One client connection: plaintext or TLS, with bounded reads and a write buffer.
+
+use crate::server::ListenerInfo;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+/// Why a read gave no data.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the client sent nothing for {0:?}")]
+    Timeout(Duration),
+    #[error("line longer than {0} octets")]
+    TooLong(usize),
+    #[error("the client closed the connection")]
+    Closed,
+    #[error("the server is shutting down")]
+    Shutdown,
+    #[error("network error: {0}")]
+    Io(#[from] io::Error),
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while upgrading.
+    Upgrading,
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Upgrading => Poll::Ready(Err(io::Error::other("stream is being upgraded"))),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Upgrading => Poll::Ready(Err(io::Error::other("stream is being upgraded"))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Upgrading => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Size of one socket read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Time a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client connection as a protocol session sees it.
+pub struct Connection {
+    stream: Stream,
+    /// Bytes read from the socket and not yet consumed.
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    info: Arc<ListenerInfo>,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    pub(crate) async fn accept(
+        tcp: TcpStream,
+        peer: SocketAddr,
+        info: Arc<ListenerInfo>,
+        idle_timeout: Duration,
+    ) -> io::Result<Connection> {
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr()?;
+        let stream = match (&info.mode, &info.tls) {
+            (crate::TlsMode::Implicit, Some(acceptor)) => {
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                Stream::Tls(Box::new(tls))
+            }
+            (crate::TlsMode::Implicit, None) => {
+                return Err(io::Error::other(
+                    "implicit TLS listener without a certificate",
+                ));
+            }
+            _ => Stream::Plain(tcp),
+        };
+        Ok(Connection {
+            stream,
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            peer,
+            local,
+            info,
+            idle_timeout,
+        })
+    }
+
+    /// Connects a session to an already-established stream (for tests of a
+    /// protocol over a local socket pair).
+    pub fn from_tcp(
+        tcp: TcpStream,
+        info: Arc<ListenerInfo>,
+        idle_timeout: Duration,
+    ) -> io::Result<Connection> {
+        Ok(Connection {
+            peer: tcp.peer_addr()?,
+            local: tcp.local_addr()?,
+            stream: Stream::Plain(tcp),
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            info,
+            idle_timeout,
+        })
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The listener this connection came in on (name, settings).
+    pub fn listener(&self) -> &ListenerInfo {
+        &self.info
+    }
+
+    /// Fires when the server is shutting down; the session should say goodbye.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.info.shutdown
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// True when STARTTLS/STLS can be offered: not yet TLS, and a certificate exists.
+    pub fn can_start_tls(&self) -> bool {
+        !self.is_tls() && self.info.tls.is_some()
+    }
+
+    /// True when the protocol may accept a plaintext password now.
+    pub fn plaintext_auth_allowed(&self) -> bool {
+        self.is_tls() || self.info.config.allow_plaintext_auth
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// True when the client has sent bytes not yet consumed (pipelining).
+    pub fn has_buffered_input(&self) -> bool {
+        !self.read_buf.is_empty()
+    }
+
+    /// Reads into the buffer once; cancel-safe (nothing read is lost if the
+    /// future is dropped).
+    async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let shutdown = self.info.shutdown.clone();
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Err(ReadError::Shutdown),
+            read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => read,
+        };
+        match read {
+            Err(_) => Err(ReadError::Timeout(timeout)),
+            Ok(Ok(0)) => Err(ReadError::Closed),
+            Ok(Ok(n)) => {
+                self.read_buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(ReadError::Io(e)),
+        }
+    }
+
+    /// Reads one line, returned with its line ending (`\n` or `\r\n`). A line
+    /// longer than `max_len` (ending included) is read to its end and dropped,
+    /// and `TooLong` is returned, so the session can answer and go on.
+    pub async fn read_line(&mut self, max_len: usize) -> Result<Vec<u8>, ReadError> {
+        self.read_line_timeout(max_len, self.idle_timeout).await
+    }
+
+    /// As [`Connection::read_line`], with a timeout other than the idle one.
+    pub async fn read_line_timeout(
+        &mut self,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ReadError> {
+        let mut scanned = 0;
+        loop {
+            if let Some(pos) = self.read_buf[scanned..].iter().position(|b| *b == b'\n') {
+                let end = scanned + pos + 1;
+                if end > max_len {
+                    self.read_buf.drain(..end);
+                    return Err(ReadError::TooLong(max_len));
+                }
+                return Ok(self.read_buf.drain(..end).collect());
+            }
+            scanned = self.read_buf.len();
+            if self.read_buf.len() > max_len {
+                // Drop what we have and keep dropping until the end of the line.
+                self.read_buf.clear();
+                loop {
+                    self.fill(timeout).await?;
+                    if let Some(pos) = self.read_buf.iter().position(|b| *b == b'\n') {
+                        self.read_buf.drain(..=pos);
+                        return Err(ReadError::TooLong(max_len));
+                    }
+                    self.read_buf.clear();
+                }
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads exactly `len` bytes (IMAP literals, SMTP BDAT chunks).
+    pub async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, ReadError> {
+        while self.read_buf.len() < len {
+            self.fill(self.idle_timeout).await?;
+        }
+        Ok(self.read_buf.drain(..len).collect())
+    }
+
+    /// Reads whatever is available (at least one byte), for streaming bodies.
+    pub async fn read_some(&mut self) -> Result<Vec<u8>, ReadError> {
+        if self.read_buf.is_empty() {
+            self.fill(self.idle_timeout).await?;
+        }
+        Ok(std::mem::take(&mut self.read_buf))
+    }
+
+    /// Puts bytes back in front of the read buffer (after `read_some` took too much).
+    pub fn unread(&mut self, bytes: &[u8]) {
+        let mut joined = bytes.to_vec();
+        joined.extend_from_slice(&self.read_buf);
+        self.read_buf = joined;
+    }
+
+    /// Queues bytes to send; [`Connection::flush`] sends them.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.write_buf.extend_from_slice(bytes);
+    }
+
+    /// Queues bytes and sends everything queued.
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(bytes);
+        self.flush().await
+    }
+
+    /// Sends everything queued.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.write_buf.is_empty() {
+            let buf = std::mem::take(&mut self.write_buf);
+            let result = tokio::time::timeout(self.idle_timeout, self.stream.write_all(&buf)).await;
+            match result {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client does not read",
+                    ));
+                }
+            }
+        }
+        self.stream.flush().await
+    }
+
+    /// Upgrades to TLS (after the protocol said "go ahead"). Bytes the client
+    /// pipelined after the STARTTLS command are discarded (RFC 3207 §4.2,
+    /// RFC 2595 §3.1): they were sent in clear and must not run inside TLS.
+    pub async fn start_tls(&mut self) -> Result<(), ReadError> {
+        let Some(acceptor) = self.info.tls.clone() else {
+            return Err(ReadError::Io(io::Error::other(
+                "no TLS certificate configured",
+            )));
+        };
+        self.flush().await?;
+        if !self.read_buf.is_empty() {
+            tracing::warn!(peer = %self.peer, bytes = self.read_buf.len(), "discarding plaintext pipelined after STARTTLS");
+            self.read_buf.clear();
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(ReadError::Io(io::Error::other("already using TLS")));
+        };
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::accept(&acceptor, tcp))
+            .await
+            .map_err(|_| ReadError::Timeout(HANDSHAKE_TIMEOUT))??;
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Closes the connection (TLS close_notify included).
+    pub async fn close(mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}

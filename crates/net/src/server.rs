@@ -1,0 +1,143 @@
+//! The accept loop: connection caps (total and per IP), one task per
+//! connection, graceful shutdown.
+
+use crate::config::{ListenerConfig, TlsMode};
+use crate::connection::Connection;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// A protocol's session handler.
+pub trait Handler: Send + Sync + 'static {
+    /// Protocol name for logs: `smtp`, `pop3`, `imap`.
+    fn protocol(&self) -> &'static str;
+    /// How long a client may stay silent when the listener sets no timeout.
+    fn default_idle_timeout(&self) -> Duration;
+    /// The line sent (in clear, before any TLS) to a client refused because
+    /// of a connection limit, e.g. `421 4.7.0 …\r\n` or `* BYE …\r\n`.
+    fn too_many_connections(&self) -> &'static [u8];
+    /// Runs one session to its end.
+    fn handle(&self, connection: Connection) -> impl Future<Output = ()> + Send;
+}
+
+/// What a session knows of its listener.
+pub struct ListenerInfo {
+    /// The listener's name in the configuration (`submission`, `imaps`, …).
+    pub name: String,
+    pub mode: TlsMode,
+    pub config: ListenerConfig,
+    /// `None` when no certificate is available (STARTTLS then not offered).
+    pub tls: Option<TlsAcceptor>,
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `info.shutdown` fires, then waits (up to
+/// `grace`) for sessions to say goodbye and end.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    info: Arc<ListenerInfo>,
+    handler: Arc<H>,
+    grace: Duration,
+) {
+    let counts = Arc::new(Mutex::new(Counts::default()));
+    let tasks = TaskTracker::new();
+    let idle_timeout = info.config.idle_timeout(handler.default_idle_timeout());
+    loop {
+        let accepted = tokio::select! {
+            _ = info.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (mut tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(listener = %info.name, %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = {
+            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+            let from_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if c.total >= info.config.max_connections
+                || from_ip >= info.config.max_connections_per_ip
+            {
+                None
+            } else {
+                c.total += 1;
+                *c.per_ip.entry(peer.ip()).or_default() += 1;
+                Some(Slot {
+                    counts: Arc::clone(&counts),
+                    ip: peer.ip(),
+                })
+            }
+        };
+        let Some(slot) = slot else {
+            tracing::info!(listener = %info.name, %peer, "connection refused: too many connections");
+            let reply = handler.too_many_connections();
+            // Implicit TLS listeners cannot speak before the handshake: just close.
+            if info.mode != TlsMode::Implicit {
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), tcp.write_all(reply)).await;
+                });
+            }
+            continue;
+        };
+        let handler = Arc::clone(&handler);
+        let info = Arc::clone(&info);
+        let span = tracing::info_span!("session", protocol = handler.protocol(), listener = %info.name, %peer, account = tracing::field::Empty);
+        tasks.spawn(
+            async move {
+                let _slot = slot;
+                match Connection::accept(tcp, peer, info, idle_timeout).await {
+                    Ok(connection) => {
+                        tracing::debug!("connected");
+                        handler.handle(connection).await;
+                        tracing::debug!("disconnected");
+                    }
+                    Err(error) => {
+                        tracing::info!(%error, "connection failed before the session began")
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(listener = %info.name, "sessions still running after the shutdown grace period");
+    }
+}

@@ -1,0 +1,225 @@
+//! `pillarbox serve`: open the store, bind every enabled listener, run until
+//! told to stop, then stop cleanly.
+
+use crate::config::{BlobsKind, Config};
+use anyhow::{Context, bail};
+use pillarbox_directory::Directory;
+use pillarbox_net::{CancellationToken, Handler, ListenerInfo, TlsMode, serve};
+use pillarbox_store::{Store, StoreOptions};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// How long sessions get to say goodbye on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+pub struct RunningServer {
+    /// Bound address of each enabled listener, by name.
+    pub addrs: BTreeMap<String, SocketAddr>,
+    pub store: Store,
+    pub directory: Directory,
+    pub config: Config,
+    shutdown: CancellationToken,
+    listeners: JoinSet<()>,
+}
+
+impl RunningServer {
+    /// The bound address of a listener (panics in tests if it is off).
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.get(name).copied()
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets sessions say goodbye, closes the store.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.listeners.join_next().await.is_some() {}
+        self.store.close().await;
+    }
+
+    /// Waits until the server has stopped (after its shutdown token fired).
+    pub async fn wait(mut self) {
+        while self.listeners.join_next().await.is_some() {}
+        self.store.close().await;
+    }
+}
+
+/// Opens the store described by the configuration (and applies migrations).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.store_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    let blobs = config.store.blobs.unwrap_or(if url.starts_with("sqlite:") {
+        BlobsKind::Fs
+    } else {
+        BlobsKind::Db
+    });
+    let mut options = StoreOptions::new(url);
+    options.max_connections = config.store.max_connections;
+    if blobs == BlobsKind::Fs {
+        options = options.blob_dir(config.data_dir.join("blobs"));
+    }
+    Ok(Store::open(options).await?)
+}
+
+fn tls_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    Ok(match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => pillarbox_net::tls::load_acceptor(cert, key)?,
+        (None, None) => pillarbox_net::tls::self_signed_acceptor(
+            &config.data_dir.join("tls"),
+            &config.hostname,
+        )?,
+        _ => bail!(
+            "tls.cert and tls.key must be set together (or neither, for a self-signed certificate)"
+        ),
+    })
+}
+
+/// Starts the server: every enabled listener is bound when this returns.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    pillarbox_net::tls::install_crypto_provider();
+    let store = open_store(&config).await?;
+    let directory = Directory::new(store.clone());
+    let tls = tls_acceptor(&config)?;
+    let shutdown = CancellationToken::new();
+
+    let smtp = Arc::new(pillarbox_smtp::Server::new(
+        store.clone(),
+        directory.clone(),
+        config.smtp.clone(),
+        config.hostname.clone(),
+    ));
+    let pop3 = Arc::new(pillarbox_pop3::Server::new(
+        store.clone(),
+        directory.clone(),
+        config.pop3.clone(),
+        config.hostname.clone(),
+    ));
+    let imap = Arc::new(pillarbox_imap::Server::new(
+        store.clone(),
+        directory.clone(),
+        config.imap.clone(),
+        config.hostname.clone(),
+    ));
+
+    let mut addrs = BTreeMap::new();
+    let mut listeners = JoinSet::new();
+    for (name, listener_config) in &config.listener {
+        if !listener_config.enabled {
+            continue;
+        }
+        let Some(mode) = Config::tls_mode(name) else {
+            bail!(
+                "unknown listener [listener.{name}]: use smtp, submission, submissions, pop3, pop3s, imap or imaps"
+            );
+        };
+        let socket = TcpListener::bind(listener_config.addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for [listener.{name}]",
+                    listener_config.addr
+                )
+            })?;
+        let bound = socket.local_addr()?;
+        addrs.insert(name.clone(), bound);
+        let info = Arc::new(ListenerInfo {
+            name: name.clone(),
+            mode,
+            config: listener_config.clone(),
+            tls: Some(tls.clone()),
+            shutdown: shutdown.clone(),
+        });
+        match name.as_str() {
+            "smtp" | "submission" | "submissions" => spawn(&mut listeners, socket, info, &smtp),
+            "pop3" | "pop3s" => spawn(&mut listeners, socket, info, &pop3),
+            _ => spawn(&mut listeners, socket, info, &imap),
+        }
+    }
+    Ok(RunningServer {
+        addrs,
+        store,
+        directory,
+        config,
+        shutdown,
+        listeners,
+    })
+}
+
+fn spawn<H: Handler>(
+    set: &mut JoinSet<()>,
+    socket: TcpListener,
+    info: Arc<ListenerInfo>,
+    handler: &Arc<H>,
+) {
+    set.spawn(serve(socket, info, Arc::clone(handler), SHUTDOWN_GRACE));
+}
+
+/// The banner `serve` prints: one line per endpoint.
+pub fn banner(server: &RunningServer) -> String {
+    let mut out = format!(
+        "Pillarbox {} is running as {} (store: {})\n",
+        env!("CARGO_PKG_VERSION"),
+        server.config.hostname,
+        server.store.url()
+    );
+    for (name, addr) in &server.addrs {
+        let mode = match Config::tls_mode(name) {
+            Some(TlsMode::Implicit) => "TLS",
+            _ => "STARTTLS",
+        };
+        let what = match name.as_str() {
+            "smtp" => "SMTP (incoming mail, MX)",
+            "submission" => "SMTP submission",
+            "submissions" => "SMTP submission",
+            "pop3" | "pop3s" => "POP3",
+            _ => "IMAP",
+        };
+        out.push_str(&format!("  {name:<12} {addr:<22} {what} [{mode}]\n"));
+    }
+    out.push_str("Stop with Ctrl-C (or SIGTERM).\n");
+    out
+}
+
+/// Runs until Ctrl-C or SIGTERM, then stops cleanly.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let server = start(config).await?;
+    print!("{}", banner(&server));
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    server.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
