@@ -17,9 +17,23 @@ fn main() -> ExitCode {
         // What every submission runs before it lands.
         "check" => {
             let ok = run("cargo", &["fmt", "--all", "--", "--check"])
-                && run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+                && run(
+                    "cargo",
+                    &[
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                )
                 && run("cargo", &["test", "--workspace"]);
-            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         _ => {
             eprintln!("usage: cargo xtask check   (fmt --check, clippy -D warnings, tests)");
