@@ -255,7 +255,7 @@ impl Store {
                 reason: "a mailbox cannot be moved inside itself",
             });
         }
-        if to == INBOX || to.starts_with(&format!("{INBOX}{DELIMITER}")) && from == INBOX {
+        if to == INBOX {
             return Err(StoreError::MailboxExists(to));
         }
         let mut events = Vec::new();
@@ -282,7 +282,7 @@ impl Store {
                 return Err(StoreError::MailboxExists(to));
             }
             let family: Vec<(i64, String, i64)> = sqlx::query_as(
-                "SELECT id, name, highest_modseq FROM mailboxes WHERE account_id = $1 AND (name = $2 OR substr(name, 1, $3) = $4)",
+                "SELECT id, name, highest_modseq FROM mailboxes WHERE account_id = $1 AND (name = $2 OR substr(name, 1, CAST($3 AS INTEGER)) = $4)",
             )
             .bind(account.0)
             .bind(&from)

@@ -595,6 +595,14 @@ impl Store {
                     let moved: Vec<Uid> = mapping.iter().map(|(from_uid, _)| *from_uid).collect();
                     let (_, e) = expunge_in!(&mut tx, from, &moved)?;
                     events.extend(e);
+                    // The expunge freed the bytes, but they only changed mailbox:
+                    // usage stays what it was.
+                    let bytes: i64 = sources.iter().map(|s| s.4).sum();
+                    sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
+                        .bind(bytes)
+                        .bind(account)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             tx.notify(&events).await?;
