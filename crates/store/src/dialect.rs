@@ -50,3 +50,29 @@ impl Notify for Transaction<'static, Postgres> {
         Ok(())
     }
 }
+
+pub(crate) trait LockMailboxes {
+    /// Locks the mailbox rows in ascending id order before any other row, so
+    /// concurrent writers on PostgreSQL always take locks in the same order
+    /// (mailboxes, then accounts) and cannot deadlock. SQLite has one writer.
+    async fn lock_mailboxes(&mut self, ids: &[i64]) -> Result<()>;
+}
+
+impl LockMailboxes for Transaction<'static, Sqlite> {
+    async fn lock_mailboxes(&mut self, _ids: &[i64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl LockMailboxes for Transaction<'static, Postgres> {
+    async fn lock_mailboxes(&mut self, ids: &[i64]) -> Result<()> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+}

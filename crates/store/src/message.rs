@@ -118,7 +118,7 @@ macro_rules! charge_quota {
     }};
 }
 
-use crate::dialect::{Notify, WritePool};
+use crate::dialect::{LockMailboxes, Notify, WritePool};
 use crate::error::{Result, StoreError};
 use crate::feed::{ChangeEvent, ChangeKind};
 use crate::meta::{self, MessageMeta};
@@ -228,6 +228,8 @@ impl Store {
         let results = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
             let mut results = Vec::with_capacity(batch.len());
+            let mailbox_ids: Vec<i64> = batch.iter().flat_map(|(_, t)| t.iter().map(|t| t.mailbox.0)).collect();
+            tx.lock_mailboxes(&mailbox_ids).await?;
             // Quota: added bytes per account over the whole batch.
             let mut added: BTreeMap<AccountId, i64> = BTreeMap::new();
             for (p, (_, targets)) in prepared.iter().zip(batch) {
@@ -535,6 +537,7 @@ impl Store {
         let mut events = Vec::new();
         let result = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
+            tx.lock_mailboxes(&[from.0, to.0]).await?;
             let target: Option<(i64, i64)> = sqlx::query_as("SELECT account_id, uid_validity FROM mailboxes WHERE id = $1")
                 .bind(to.0)
                 .fetch_optional(&mut *tx)
