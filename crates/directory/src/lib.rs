@@ -4,8 +4,15 @@
 //! The API below is the contract the protocol crates code against.
 
 use pillarbox_store::{AccountId, Store};
-use std::net::IpAddr;
-use std::time::Duration;
+
+mod accounts;
+mod address;
+mod auth;
+mod password;
+mod throttle;
+
+pub use accounts::AccountUpdate;
+pub use address::{normalize_address, normalize_domain};
 
 /// The account service. Cheap to clone.
 #[derive(Clone)]
@@ -123,27 +130,7 @@ pub enum DirectoryError {
     Store(#[from] pillarbox_store::StoreError),
 }
 
-/// Counts failed logins per IP and says how long to delay the next answer.
-/// Shared by every protocol of one server.
-#[derive(Default)]
-pub struct LoginThrottle {
-    _private: (),
-}
-
-impl LoginThrottle {
-    /// Records a failure from `ip`; returns how long to wait before answering.
-    pub fn record_failure(&self, _ip: IpAddr) -> Duration {
-        todo!()
-    }
-    /// Records a success (clears the count for `ip`).
-    pub fn record_success(&self, _ip: IpAddr) {
-        todo!()
-    }
-    /// Failures counted for `ip` in the current window.
-    pub fn failures(&self, _ip: IpAddr) -> u32 {
-        todo!()
-    }
-}
+pub use throttle::LoginThrottle;
 
 impl Directory {
     pub fn new(store: Store) -> Directory {
@@ -152,44 +139,5 @@ impl Directory {
 
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// Checks a login (the account address, case-insensitive) and password
-    /// (argon2id, off the async runtime) for a protocol.
-    pub async fn authenticate(
-        &self,
-        _login: &str,
-        _password: &str,
-        _protocol: Protocol,
-    ) -> Result<Account, AuthError> {
-        todo!()
-    }
-
-    /// Resolves an envelope recipient: account, alias, then the domain's catch-all.
-    pub async fn resolve_recipient(&self, _address: &str) -> Result<Recipient, DirectoryError> {
-        todo!()
-    }
-
-    /// True when `domain` is one of ours.
-    pub async fn is_local_domain(&self, _domain: &str) -> Result<bool, DirectoryError> {
-        todo!()
-    }
-
-    /// Every address an account may send as: its own and the aliases that point to it.
-    pub async fn addresses_of(&self, _account: AccountId) -> Result<Vec<String>, DirectoryError> {
-        todo!()
-    }
-
-    /// Current settings of an account, by id.
-    pub async fn account(&self, _id: AccountId) -> Result<Account, DirectoryError> {
-        todo!()
-    }
-
-    /// Current settings of an account, by address.
-    pub async fn account_by_address(
-        &self,
-        _address: &str,
-    ) -> Result<Option<Account>, DirectoryError> {
-        todo!()
     }
 }
