@@ -162,7 +162,10 @@ const NOT_KEYS: [&str; 2] = ["PILLARBOX_CONFIG", "PILLARBOX_TEST_DATABASE_URL"];
 
 impl Config {
     /// Loads defaults < the TOML file (if any) < `PILLARBOX_…` variables of `env`.
-    pub fn load_from(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         use figment::Figment;
         use figment::providers::{Format, Serialized, Toml};
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -176,7 +179,9 @@ impl Config {
         // need not touch the process environment.
         let mut env_toml = toml::Table::new();
         for (name, value) in env {
-            let Some(key) = name.strip_prefix("PILLARBOX_") else { continue };
+            let Some(key) = name.strip_prefix("PILLARBOX_") else {
+                continue;
+            };
             if NOT_KEYS.contains(&name.as_str()) || key.is_empty() {
                 continue;
             }
@@ -192,7 +197,8 @@ impl Config {
             };
             insert_path(&mut env_toml, &path, value);
         }
-        let env_text = toml::to_string(&env_toml).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let env_text =
+            toml::to_string(&env_toml).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         figment = figment.merge(Toml::string(&env_text));
         let config: Config = figment
             .extract()
@@ -218,7 +224,9 @@ impl Config {
             }
         }
         if self.hostname.trim().is_empty() {
-            return Err(ConfigError::Invalid("hostname is empty: set it to this server's DNS name".into()));
+            return Err(ConfigError::Invalid(
+                "hostname is empty: set it to this server's DNS name".into(),
+            ));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Invalid(
@@ -232,7 +240,8 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.store.url = Some(pillarbox_store::mask_url(&self.store_url()));
-        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+        toml::to_string_pretty(&shown)
+            .unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
     }
 }
 
@@ -284,7 +293,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -316,8 +328,16 @@ mod tests {
         .unwrap();
         assert_eq!(config.hostname, "mail.example.test");
         assert!(!config.listener["imap"].enabled);
-        assert_eq!(config.listener["imap"].addr.port(), 1143, "addr kept from the defaults");
-        assert_eq!(config.listener["pop3"].addr.port(), 20110, "environment beats the file");
+        assert_eq!(
+            config.listener["imap"].addr.port(),
+            1143,
+            "addr kept from the defaults"
+        );
+        assert_eq!(
+            config.listener["pop3"].addr.port(),
+            20110,
+            "environment beats the file"
+        );
         assert_eq!(config.store.url.as_deref(), Some("postgres://u:pw@db/mail"));
         assert!(config.to_masked_toml().contains("postgres://u:***@db/mail"));
         assert!(!config.to_masked_toml().contains("pw@"));
@@ -331,15 +351,23 @@ mod tests {
         let error = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
         assert!(error.contains("adress"), "{error}");
         assert!(error.contains("listener.imap"), "{error}");
-        let error = Config::load_from(None, &env(&[("PILLARBOX_LISTENER__GOPHER__ADDR", "127.0.0.1:70")]))
-            .unwrap_err()
-            .to_string();
+        let error = Config::load_from(
+            None,
+            &env(&[("PILLARBOX_LISTENER__GOPHER__ADDR", "127.0.0.1:70")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("gopher"), "{error}");
-        let error = Config::load_from(None, &env(&[("PILLARBOX_HOSTNAMES", "x")])).unwrap_err().to_string();
-        assert!(error.contains("hostnames"), "{error}");
-        let error = Config::load_from(None, &env(&[("PILLARBOX_LISTENER__IMAP__ADDR", "not an address")]))
+        let error = Config::load_from(None, &env(&[("PILLARBOX_HOSTNAMES", "x")]))
             .unwrap_err()
             .to_string();
+        assert!(error.contains("hostnames"), "{error}");
+        let error = Config::load_from(
+            None,
+            &env(&[("PILLARBOX_LISTENER__IMAP__ADDR", "not an address")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("listener.imap.addr"), "{error}");
     }
 
@@ -347,7 +375,8 @@ mod tests {
     fn example_configs_load_with_the_real_loader() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         for name in ["pillarbox.example.toml", "production.toml"] {
-            Config::load_from(Some(&root.join(name)), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            Config::load_from(Some(&root.join(name)), &[])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `pillarbox` binary as a library: configuration, the server, the admin
 //! commands. End-to-end tests start the server in-process through [`serve`].
 
+pub mod cli;
 pub mod config;
 pub mod serve;
