@@ -87,3 +87,11 @@ CREATE TABLE expunged (
     PRIMARY KEY (mailbox_id, uid)
 );
 CREATE INDEX expunged_by_modseq ON expunged(mailbox_id, modseq);
+
+-- Counters that must only grow, even when the rows that used them are gone
+-- (e.g. the last UIDVALIDITY handed out, so a mailbox deleted and made again
+-- never reuses a (UIDVALIDITY, UID) pair).
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);

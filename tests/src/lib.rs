@@ -1,1 +1,385 @@
-//! placeholder
+//! The end-to-end test harness: a real Pillarbox on loopback, on SQLite or on
+//! PostgreSQL, with real TLS, and small helpers for raw-socket clients.
+
+use pillarbox::config::Config;
+use pillarbox::serve::RunningServer;
+use pillarbox_directory::{Account, Directory};
+use pillarbox_store::{Store, StoreOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const DATABASE_URL_VAR: &str = "PILLARBOX_TEST_DATABASE_URL";
+
+/// The backends to run on: SQLite always, PostgreSQL when
+/// `PILLARBOX_TEST_DATABASE_URL` is set (CI always sets it).
+pub fn backends() -> Vec<Backend> {
+    if std::env::var(DATABASE_URL_VAR).is_ok() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!(
+            "PostgreSQL tests skipped: set {DATABASE_URL_VAR} (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A fresh, empty database: a SQLite file in a temporary directory, or a new
+/// PostgreSQL database dropped by [`TestDb::cleanup`].
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    admin_url: Option<String>,
+    name: Option<String>,
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].contains("//") && i > base.find("//").unwrap_or(0) + 1 => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+async fn admin(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"))
+}
+
+/// Drops test databases left by earlier runs whose process is gone.
+async fn sweep_stale(url: &str) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let mut conn = admin(url).await;
+            let names: Vec<(String,)> =
+                sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'pbtest\\_%'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_default();
+            for (name,) in names {
+                let pid: Option<u32> = name.split('_').nth(1).and_then(|p| p.parse().ok());
+                if let Some(pid) = pid {
+                    if pid != std::process::id()
+                        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                url: format!("sqlite://{}", dir.path().join("pillarbox.db").display()),
+                dir,
+                admin_url: None,
+                name: None,
+            },
+            Backend::Postgres => {
+                static COUNTER: AtomicU32 = AtomicU32::new(0);
+                let admin_url =
+                    std::env::var(DATABASE_URL_VAR).expect("PILLARBOX_TEST_DATABASE_URL is set");
+                sweep_stale(&admin_url).await;
+                let name = format!(
+                    "pbtest_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0)
+                );
+                let mut conn = admin(&admin_url).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+                TestDb {
+                    backend,
+                    url: with_database(&admin_url, &name),
+                    dir,
+                    admin_url: Some(admin_url),
+                    name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// Store options as the server would use them (fs blobs with SQLite, db blobs with PostgreSQL).
+    pub fn store_options(&self) -> StoreOptions {
+        let options = StoreOptions::new(self.url.clone());
+        match self.backend {
+            Backend::Sqlite => options.blob_dir(self.dir.path().join("blobs")),
+            Backend::Postgres => options,
+        }
+    }
+
+    /// Opens a (new) store handle on this database.
+    pub async fn store(&self) -> Store {
+        Store::open(self.store_options())
+            .await
+            .expect("store opens")
+    }
+
+    /// Drops the PostgreSQL database (the SQLite file goes with the directory).
+    pub async fn cleanup(self) {
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name) {
+            let mut conn = admin(admin_url).await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+/// A running server with every listener on an ephemeral loopback port.
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub db: TestDb,
+    pub backend: Backend,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with a configuration the test may change first.
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let db = TestDb::new(backend).await;
+        let config = TestServer::config_for(&db, tweak);
+        let server = pillarbox::serve::start(config)
+            .await
+            .expect("server starts");
+        TestServer {
+            server: Some(server),
+            db,
+            backend,
+        }
+    }
+
+    /// The configuration a test server uses on `db`.
+    pub fn config_for(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Config {
+        let mut config = Config {
+            hostname: "mail.example.test".into(),
+            data_dir: db.dir.path().join("data"),
+            ..Config::default()
+        };
+        config.store.url = Some(db.url.clone());
+        config.store.max_connections = 8;
+        for listener in config.listener.values_mut() {
+            listener.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        tweak(&mut config);
+        config
+    }
+
+    /// Stops the server and starts a new one on the same data (a restart).
+    pub async fn restart(&mut self) {
+        let config = self.running().config.clone();
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let mut config = config;
+        for listener in config.listener.values_mut() {
+            listener.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        }
+        self.server = Some(
+            pillarbox::serve::start(config)
+                .await
+                .expect("server restarts"),
+        );
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        self.server.as_ref().expect("server is running")
+    }
+
+    /// The bound address of a listener.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.running()
+            .addr(name)
+            .unwrap_or_else(|| panic!("listener {name} is not enabled"))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.running().store
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.running().directory
+    }
+
+    /// The server's self-signed certificate (PEM).
+    pub fn cert_path(&self) -> PathBuf {
+        self.running().config.data_dir.join("tls").join("cert.pem")
+    }
+
+    /// A TLS connector that trusts the server's certificate.
+    pub fn tls_connector(&self) -> TlsConnector {
+        TlsConnector::from(
+            pillarbox_net::tls::client_config_trusting(&self.cert_path())
+                .expect("certificate loads"),
+        )
+    }
+
+    /// Adds an account (and its domain, if new).
+    pub async fn add_account(&self, address: &str, password: &str) -> Account {
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .expect("address has a domain");
+        if !self
+            .directory()
+            .is_local_domain(domain)
+            .await
+            .expect("directory answers")
+        {
+            self.directory()
+                .add_domain(domain)
+                .await
+                .expect("domain added");
+        }
+        self.directory()
+            .add_account(address, password)
+            .await
+            .expect("account added")
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        self.db.cleanup().await;
+    }
+}
+
+/// How long a test waits for any one answer before failing.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A line-oriented client over plaintext or TLS, for raw protocol tests.
+pub struct LineClient {
+    stream: BufReader<Box<dyn Io>>,
+}
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl LineClient {
+    pub async fn connect(addr: SocketAddr) -> LineClient {
+        let tcp = TcpStream::connect(addr).await.expect("connects");
+        LineClient {
+            stream: BufReader::new(Box::new(tcp)),
+        }
+    }
+
+    pub async fn connect_tls(addr: SocketAddr, connector: &TlsConnector) -> LineClient {
+        let tcp = TcpStream::connect(addr).await.expect("connects");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("valid name");
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        LineClient {
+            stream: BufReader::new(Box::new(tls)),
+        }
+    }
+
+    /// Upgrades this connection to TLS (after the server said go ahead).
+    pub async fn start_tls(self, connector: &TlsConnector) -> LineClient {
+        assert!(
+            self.stream.buffer().is_empty(),
+            "no unread bytes before the TLS handshake"
+        );
+        let inner = self.stream.into_inner();
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("valid name");
+        let tls = connector.connect(name, inner).await.expect("TLS handshake");
+        LineClient {
+            stream: BufReader::new(Box::new(tls)),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes).await.expect("write");
+        stream.flush().await.expect("flush");
+    }
+
+    /// Sends a line, adding CRLF.
+    pub async fn send_line(&mut self, line: &str) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// Reads one line (with its CRLF); panics after [`READ_TIMEOUT`].
+    pub async fn read_line(&mut self) -> String {
+        self.try_read_line(READ_TIMEOUT)
+            .await
+            .expect("the server answered in time")
+    }
+
+    /// Reads one line, or `None` on timeout or when the server closed.
+    pub async fn try_read_line(&mut self, timeout: Duration) -> Option<String> {
+        let mut line = Vec::new();
+        match tokio::time::timeout(timeout, self.stream.read_until(b'\n', &mut line)).await {
+            Ok(Ok(0)) => None,
+            Ok(Ok(_)) => Some(String::from_utf8_lossy(&line).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Reads lines until one satisfies `done`; returns them all.
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_line().await;
+            let finished = done(&line);
+            lines.push(line);
+            if finished {
+                return lines;
+            }
+        }
+    }
+
+    /// True when the server has closed the connection (reads EOF within the timeout).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut buf = Vec::new();
+        matches!(
+            tokio::time::timeout(READ_TIMEOUT, self.stream.read_until(b'\n', &mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}

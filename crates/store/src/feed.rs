@@ -129,6 +129,14 @@ impl Feed {
         })
     }
 
+    /// Stops listening (PostgreSQL), so the listener's pooled connection is
+    /// returned and the pool can close.
+    pub(crate) fn stop(&self) {
+        if let Some(task) = &self.listener {
+            task.abort();
+        }
+    }
+
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
         self.sender.subscribe()
     }

@@ -73,6 +73,28 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The next UIDVALIDITY: the current time, and always above every value handed
+/// out before (kept in `counters`), so a mailbox deleted and made again never
+/// reuses a (UIDVALIDITY, UID) pair. Evaluates to `i64` inside the transaction.
+macro_rules! next_uid_validity {
+    ($tx:expr) => {{
+        let tx = &mut *$tx;
+        let last: Option<(i64,)> =
+            sqlx::query_as("SELECT value FROM counters WHERE name = 'uid_validity'")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let next = now().max(last.map(|(v,)| v).unwrap_or(0) + 1) & 0xFFFF_FFFF;
+        sqlx::query(
+            "INSERT INTO counters (name, value) VALUES ('uid_validity', $1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(next)
+        .execute(&mut **tx)
+        .await?;
+        next
+    }};
+}
+
 impl Store {
     /// Creates a mailbox, and any missing parents (RFC 9051 §6.3.4), returning
     /// the new mailbox. Fails with `MailboxExists` when it exists already.
@@ -96,14 +118,6 @@ impl Store {
             if exists.is_some() {
                 return Err(StoreError::MailboxExists(name));
             }
-            let (base,): (i64,) = sqlx::query_as(
-                "SELECT CAST(COALESCE(MAX(uid_validity), 0) AS BIGINT) FROM mailboxes",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            // UIDVALIDITY: the creation time, and always above any earlier one, so a
-            // mailbox deleted and made again never reuses a (UIDVALIDITY, UID) pair.
-            let mut uid_validity = now().max(base + 1) & 0xFFFF_FFFF;
             let levels: Vec<&str> = name.split(DELIMITER).collect();
             let mut last = None;
             for depth in 1..=levels.len() {
@@ -126,10 +140,9 @@ impl Store {
                 .bind(account.0)
                 .bind(&path)
                 .bind(if is_target { special_use.map(SpecialUse::as_column) } else { None })
-                .bind(uid_validity)
+                .bind(next_uid_validity!(&mut tx))
                 .fetch_one(&mut *tx)
                 .await?;
-                uid_validity += 1;
                 let mailbox = mailbox_from_row(row);
                 created.push(ChangeEvent {
                     account,
@@ -308,18 +321,14 @@ impl Store {
             let levels: Vec<&str> = to.split(DELIMITER).collect();
             for depth in 1..levels.len() {
                 let parent = levels[..depth].join(&DELIMITER.to_string());
-                let (base,): (i64,) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(MAX(uid_validity), 0) AS BIGINT) FROM mailboxes",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
+                let uid_validity = next_uid_validity!(&mut tx);
                 sqlx::query(
                     "INSERT INTO mailboxes (account_id, name, subscribed, uid_validity) VALUES ($1, $2, TRUE, $3) \
                      ON CONFLICT (account_id, name) DO NOTHING",
                 )
                 .bind(account.0)
                 .bind(&parent)
-                .bind((now().max(base + 1)) & 0xFFFF_FFFF)
+                .bind(uid_validity)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -189,6 +189,7 @@ impl Store {
 
     /// Closes the pools; pending writes finish first.
     pub async fn close(&self) {
+        self.inner.feed.stop();
         match &self.inner.backend {
             Backend::Sqlite { writer, readers } => {
                 readers.close().await;
