@@ -1,0 +1,266 @@
+//! The `pillarbox` binary as an operator uses it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pillarbox(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pillarbox"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PILLARBOX_CONFIG")
+        .env("PILLARBOX_DATA_DIR", dir.join("data"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("binary finishes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn admin_commands_add_and_list_domains_accounts_and_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        pillarbox(d, &["domain", "add", "Example.test"], None, &[])
+            .status
+            .success()
+    );
+    let added = pillarbox(
+        d,
+        &["account", "add", "alice@example.test", "--password-stdin"],
+        Some("s3cret\n"),
+        &[],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let set = pillarbox(
+        d,
+        &[
+            "account",
+            "set",
+            "alice@example.test",
+            "--pop3",
+            "off",
+            "--quota",
+            "2G",
+            "--pop3-list",
+            "new",
+        ],
+        None,
+        &[],
+    );
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(
+        pillarbox(
+            d,
+            &[
+                "alias",
+                "add",
+                "postmaster@example.test",
+                "alice@example.test"
+            ],
+            None,
+            &[]
+        )
+        .status
+        .success()
+    );
+
+    let list = pillarbox(d, &["account", "list"], None, &[]);
+    let line = stdout(&list)
+        .lines()
+        .find(|l| l.starts_with("alice@example.test"))
+        .map(str::to_string)
+        .unwrap();
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns[2], "off", "pop3 column: {line}");
+    assert_eq!(columns[6], "new", "list mode column: {line}");
+    assert_eq!(columns[8], "2G", "quota column: {line}");
+    assert_eq!(
+        stdout(&pillarbox(d, &["domain", "list"], None, &[])).trim(),
+        "example.test"
+    );
+    assert_eq!(
+        stdout(&pillarbox(d, &["alias", "list"], None, &[])).trim(),
+        "postmaster@example.test -> alice@example.test"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_that_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown_domain = pillarbox(
+        d,
+        &["account", "add", "bob@nowhere.test", "--password-stdin"],
+        Some("pw\n"),
+        &[],
+    );
+    assert!(!unknown_domain.status.success());
+    assert_eq!(stderr(&unknown_domain).lines().count(), 1);
+    assert!(
+        stderr(&unknown_domain).contains("pillarbox domain add nowhere.test"),
+        "{}",
+        stderr(&unknown_domain)
+    );
+
+    let no_password = pillarbox(d, &["account", "add", "bob@nowhere.test"], None, &[]);
+    assert!(!no_password.status.success());
+    assert!(
+        stderr(&no_password).contains("--password-stdin"),
+        "{}",
+        stderr(&no_password)
+    );
+
+    let config = d.join("bad.toml");
+    std::fs::write(&config, "[listener.imap]\nadress = \"127.0.0.1:1\"\n").unwrap();
+    let bad_key = pillarbox(
+        d,
+        &["--config", config.to_str().unwrap(), "check-config"],
+        None,
+        &[],
+    );
+    assert!(!bad_key.status.success());
+    assert!(
+        stderr(&bad_key).contains("listener.imap.adress"),
+        "{}",
+        stderr(&bad_key)
+    );
+
+    let unreachable = pillarbox(
+        d,
+        &["domain", "list"],
+        None,
+        &[(
+            "PILLARBOX_STORE__URL",
+            "postgres://mail:hunter2@127.0.0.1:1/mail",
+        )],
+    );
+    assert!(!unreachable.status.success());
+    let message = stderr(&unreachable);
+    assert!(
+        message.contains("postgres://mail:***@127.0.0.1:1/mail"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "the password is masked: {message}"
+    );
+}
+
+#[test]
+fn check_config_masks_the_store_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pillarbox(
+        dir.path(),
+        &["check-config"],
+        None,
+        &[(
+            "PILLARBOX_STORE__URL",
+            "postgres://mail:hunter2@db.example.test/mail",
+        )],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("postgres://mail:***@db.example.test/mail"));
+    assert!(!stdout(&out).contains("hunter2"));
+}
+
+#[test]
+fn serve_with_no_config_starts_prints_endpoints_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ephemeral ports, so the test never collides with a running server.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for name in [
+        "SMTP",
+        "SUBMISSION",
+        "SUBMISSIONS",
+        "POP3",
+        "POP3S",
+        "IMAP",
+        "IMAPS",
+    ] {
+        env.push((
+            format!("PILLARBOX_LISTENER__{name}__ADDR"),
+            "127.0.0.1:0".into(),
+        ));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pillarbox"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("PILLARBOX_CONFIG")
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let started = Instant::now();
+    let mut banner = String::new();
+    while !banner.contains("Stop with") && started.elapsed() < Duration::from_secs(30) {
+        let mut buf = [0u8; 1024];
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        banner.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    for name in [
+        "smtp",
+        "submission",
+        "submissions",
+        "pop3",
+        "pop3s",
+        "imap",
+        "imaps",
+    ] {
+        let line = banner
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in banner:\n{banner}"));
+        let addr: std::net::SocketAddr = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(
+            std::net::TcpStream::connect(addr).is_ok(),
+            "{name} accepts connections at {addr}"
+        );
+    }
+    assert!(
+        dir.path().join("data/pillarbox.db").exists(),
+        "SQLite under ./data"
+    );
+    assert!(
+        dir.path().join("data/tls/cert.pem").exists(),
+        "self-signed certificate made"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server stops after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
