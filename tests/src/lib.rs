@@ -81,16 +81,15 @@ async fn sweep_stale(url: &str) {
                     .unwrap_or_default();
             for (name,) in names {
                 let pid: Option<u32> = name.split('_').nth(1).and_then(|p| p.parse().ok());
-                if let Some(pid) = pid {
-                    if pid != std::process::id()
-                        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                    {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        )))
-                        .execute(&mut conn)
-                        .await;
-                    }
+                if let Some(pid) = pid
+                    && pid != std::process::id()
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             }
         })

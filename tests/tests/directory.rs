@@ -1,5 +1,7 @@
 //! The account service, on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use pillarbox_directory::*;
 use pillarbox_store::SpecialUse;
 use pillarbox_tests::{TestDb, backends};

@@ -1,5 +1,7 @@
 //! The message store, on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use bytes::Bytes;
 use pillarbox_directory::Directory;
 use pillarbox_store::*;

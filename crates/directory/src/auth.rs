@@ -5,6 +5,20 @@ use crate::address::normalize_address;
 use crate::{Account, AuthError, Directory, DirectoryError, Protocol, Recipient, password};
 use pillarbox_store::{AccountId, with_pool};
 
+/// An account row followed by its password hash.
+type LoginRow = (
+    i64,
+    String,
+    bool,
+    bool,
+    bool,
+    String,
+    bool,
+    String,
+    Option<i64>,
+    String,
+);
+
 impl Directory {
     /// Checks a login (the account address, case-insensitive) and password
     /// (argon2id, off the async runtime) for a protocol. Unknown users cost
@@ -18,21 +32,7 @@ impl Directory {
         let address = normalize_address(login).ok();
         let row: Option<(AccountRow, String)> = match &address {
             Some(address) => {
-                let result: Result<
-                    Option<(
-                        i64,
-                        String,
-                        bool,
-                        bool,
-                        bool,
-                        String,
-                        bool,
-                        String,
-                        Option<i64>,
-                        String,
-                    )>,
-                    _,
-                > = with_pool!(self.store().db(), pool => {
+                let result: Result<Option<LoginRow>, _> = with_pool!(self.store().db(), pool => {
                     pillarbox_store::sqlx::query_as(pillarbox_store::sqlx::AssertSqlSafe(format!(
                         "SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE address = $1"
                     )))
@@ -91,10 +91,10 @@ impl Directory {
             return Ok(Recipient::NotLocal);
         }
         let mut candidates = vec![address.clone()];
-        if let Some((base, _tag)) = local.split_once('+') {
-            if !base.is_empty() {
-                candidates.push(format!("{base}@{domain}"));
-            }
+        if let Some((base, _tag)) = local.split_once('+')
+            && !base.is_empty()
+        {
+            candidates.push(format!("{base}@{domain}"));
         }
         for candidate in &candidates {
             if let Some(account) = self.account_by_address(candidate).await? {

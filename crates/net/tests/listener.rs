@@ -1,5 +1,7 @@
 //! The listener loop and connection framing over real sockets and real rustls.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use pillarbox_net::{
     CancellationToken, Connection, Handler, ListenerConfig, ListenerInfo, ReadError, TlsMode, serve,
 };

@@ -1,5 +1,7 @@
 //! The `pillarbox` binary as an operator uses it.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -47,7 +47,12 @@ impl Handler for Server {
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
     }
 
-    async fn handle(&self, connection: Connection) {
+    async fn handle(&self, mut connection: Connection) {
+        // The protocol itself is not built yet: say so in the protocol's own
+        // words instead of dropping the connection.
+        let _ = connection
+            .send(b"-ERR [SYS/PERM] POP3 is not built yet in this version of Pillarbox\r\n")
+            .await;
         connection.close().await;
     }
 }

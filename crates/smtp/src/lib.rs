@@ -47,7 +47,14 @@ impl Handler for Server {
         b"421 4.7.0 Too many connections, try again later\r\n"
     }
 
-    async fn handle(&self, connection: Connection) {
+    async fn handle(&self, mut connection: Connection) {
+        // The protocol itself is not built yet (issue 3): say so in the
+        // protocol's own words instead of dropping the connection.
+        let reply = format!(
+            "421 4.3.2 {} ESMTP service not available: SMTP is not built yet in this version of Pillarbox\r\n",
+            self.hostname
+        );
+        let _ = connection.send(reply.as_bytes()).await;
         connection.close().await;
     }
 }

@@ -92,10 +92,11 @@ impl BlobStore {
             for level1 in read_dir_or_empty(&dir)? {
                 for level2 in read_dir_or_empty(&level1)? {
                     for file in read_dir_or_empty(&level2)? {
-                        if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
-                            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                                out.push(name.to_string());
-                            }
+                        if let Some(name) = file.file_name().and_then(|n| n.to_str())
+                            && name.len() == 64
+                            && name.bytes().all(|b| b.is_ascii_hexdigit())
+                        {
+                            out.push(name.to_string());
                         }
                     }
                 }

@@ -123,17 +123,17 @@ pub fn parse(raw: &[u8]) -> Parsed {
             }
         }
         for index in 0..message.parts.len() {
-            if let Some(part) = message.parts.get(index) {
-                if let PartType::Html(html) = &part.body {
-                    if message.text_body.iter().any(|id| *id as usize == index) {
-                        continue;
-                    }
-                    if body_text.len() + html.len() > MAX_BODY_TEXT {
-                        break;
-                    }
-                    body_text.push_str(html);
-                    body_text.push('\n');
+            if let Some(part) = message.parts.get(index)
+                && let PartType::Html(html) = &part.body
+            {
+                if message.text_body.iter().any(|id| *id as usize == index) {
+                    continue;
                 }
+                if body_text.len() + html.len() > MAX_BODY_TEXT {
+                    break;
+                }
+                body_text.push_str(html);
+                body_text.push('\n');
             }
         }
     }

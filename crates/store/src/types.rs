@@ -6,7 +6,7 @@ use std::fmt;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $inner:ty) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub $inner);
 
@@ -375,10 +375,4 @@ pub struct CopyResult {
     pub uid_validity: UidValidity,
     /// (source UID, new UID in the target), ascending by source UID.
     pub mapping: Vec<(Uid, Uid)>,
-}
-
-impl Default for ModSeq {
-    fn default() -> ModSeq {
-        ModSeq(0)
-    }
 }
