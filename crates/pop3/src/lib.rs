@@ -1,26 +1,52 @@
-//! pillarbox-pop3: the POP3 server.
+//! pillarbox-pop3: the POP3 server (RFC 1939, with CAPA/RESP-CODES of RFC
+//! 2449, STLS of RFC 2595, AUTH PLAIN of RFC 5034 and RFC 3206 codes).
+//!
+//! The maildrop is the account's INBOX in the shared store, snapshotted at
+//! login; deletions happen only at QUIT, under the account's POP3 policy.
 
-use pillarbox_directory::Directory;
+mod maildrop;
+pub mod parse;
+mod session;
+
+use pillarbox_directory::{Directory, LoginThrottle};
 use pillarbox_net::{Connection, Handler};
-use pillarbox_store::Store;
+use pillarbox_store::{AccountId, Store};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The `[pop3]` section of the configuration.
+/// The `[pop3]` section of the configuration (nothing to set yet).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
 
 /// The POP3 session handler plugged into every POP3 listener.
 pub struct Server {
-    #[allow(dead_code)]
     store: Store,
-    #[allow(dead_code)]
     directory: Directory,
     #[allow(dead_code)]
     config: Config,
-    #[allow(dead_code)]
     hostname: String,
+    throttle: LoginThrottle,
+    /// Accounts with a POP3 session in TRANSACTION state (RFC 1939 §8: the
+    /// maildrop is locked against other POP3 sessions; IMAP is not affected).
+    locked: Arc<Mutex<HashSet<AccountId>>>,
+}
+
+/// Holds an account's POP3 lock until dropped (QUIT, drop, timeout).
+pub(crate) struct LockGuard {
+    account: AccountId,
+    locked: Arc<Mutex<HashSet<AccountId>>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.locked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.account);
+    }
 }
 
 impl Server {
@@ -30,7 +56,18 @@ impl Server {
             directory,
             config,
             hostname,
+            throttle: LoginThrottle::new(),
+            locked: Arc::default(),
         }
+    }
+
+    /// Takes the account's POP3 lock, or `None` when another session holds it.
+    pub(crate) fn lock(&self, account: AccountId) -> Option<LockGuard> {
+        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+        locked.insert(account).then(|| LockGuard {
+            account,
+            locked: Arc::clone(&self.locked),
+        })
     }
 }
 
@@ -39,6 +76,7 @@ impl Handler for Server {
         "pop3"
     }
 
+    /// RFC 1939 §3: the autologout timer is at least ten minutes.
     fn default_idle_timeout(&self) -> Duration {
         Duration::from_secs(600)
     }
@@ -47,12 +85,7 @@ impl Handler for Server {
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
     }
 
-    async fn handle(&self, mut connection: Connection) {
-        // The protocol itself is not built yet: say so in the protocol's own
-        // words instead of dropping the connection.
-        let _ = connection
-            .send(b"-ERR [SYS/PERM] POP3 is not built yet in this version of Pillarbox\r\n")
-            .await;
-        connection.close().await;
+    async fn handle(&self, connection: Connection) {
+        session::run(self, connection).await;
     }
 }
