@@ -1,26 +1,48 @@
-//! pillarbox-smtp: the SMTP server.
+//! pillarbox-smtp: the SMTP server — inbound MX (`smtp` listener) and
+//! authenticated submission (`submission` with STARTTLS, `submissions` with
+//! implicit TLS), delivering local recipients into the store at once.
+//!
+//! Commands are parsed by a small pure parser of our own (`command.rs`);
+//! smtp-proto is not used yet.
 
-use pillarbox_directory::Directory;
+mod command;
+mod data;
+mod session;
+
+pub use command::{Command, parse};
+use pillarbox_directory::{Directory, LoginThrottle};
 use pillarbox_net::{Connection, Handler};
 use pillarbox_store::Store;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The `[smtp]` section of the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {}
+pub struct Config {
+    /// Largest message accepted, in octets (advertised as SIZE, enforced
+    /// during DATA: 552 5.3.4).
+    pub max_message_size: u64,
+    /// Recipients per message (more: 452 4.5.3).
+    pub max_recipients: usize,
+}
 
-/// The SMTP session handler plugged into every SMTP listener.
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_message_size: 50 << 20,
+            max_recipients: 100,
+        }
+    }
+}
+
+/// The SMTP session handler plugged into the smtp, submission and submissions listeners.
 pub struct Server {
-    #[allow(dead_code)]
     store: Store,
-    #[allow(dead_code)]
     directory: Directory,
-    #[allow(dead_code)]
     config: Config,
-    #[allow(dead_code)]
     hostname: String,
+    throttle: LoginThrottle,
 }
 
 impl Server {
@@ -30,6 +52,7 @@ impl Server {
             directory,
             config,
             hostname,
+            throttle: LoginThrottle::new(),
         }
     }
 }
@@ -39,6 +62,7 @@ impl Handler for Server {
         "smtp"
     }
 
+    /// RFC 5321 §4.5.3.2.7: at least five minutes.
     fn default_idle_timeout(&self) -> Duration {
         Duration::from_secs(300)
     }
@@ -47,14 +71,7 @@ impl Handler for Server {
         b"421 4.7.0 Too many connections, try again later\r\n"
     }
 
-    async fn handle(&self, mut connection: Connection) {
-        // The protocol itself is not built yet (issue 3): say so in the
-        // protocol's own words instead of dropping the connection.
-        let reply = format!(
-            "421 4.3.2 {} ESMTP service not available: SMTP is not built yet in this version of Pillarbox\r\n",
-            self.hostname
-        );
-        let _ = connection.send(reply.as_bytes()).await;
-        connection.close().await;
+    async fn handle(&self, connection: Connection) {
+        session::run(self, connection).await;
     }
 }

@@ -1,0 +1,601 @@
+//! One SMTP session (RFC 5321 §4.1.4 ordering; RFC 2920 pipelining).
+
+use crate::Server;
+use crate::command::{Command, MAX_COMMAND_LINE, Reject, parse};
+use crate::data::{DataError, read_data};
+use base64::Engine;
+use pillarbox_directory::{Account, AuthError, Protocol, Recipient};
+use pillarbox_net::{Connection, ReadError};
+use pillarbox_store::{AccountId, NewMessage, StoreError, Target};
+
+struct Envelope {
+    from: String,
+    /// (address as given, accounts it resolves to)
+    recipients: Vec<(String, Vec<Account>)>,
+}
+
+struct Session {
+    helo: Option<String>,
+    esmtp: bool,
+    authenticated: Option<Account>,
+    envelope: Option<Envelope>,
+}
+
+fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
+    conn.write(format!("{code} {enhanced} {text}\r\n").as_bytes());
+}
+
+/// Runs a session to its end.
+pub async fn run(server: &Server, mut conn: Connection) {
+    let submission = conn.listener().name != "smtp";
+    let _ = conn
+        .send(format!("220 {} ESMTP Pillarbox ready\r\n", server.hostname).as_bytes())
+        .await;
+    let mut session = Session {
+        helo: None,
+        esmtp: false,
+        authenticated: None,
+        envelope: None,
+    };
+    loop {
+        let line = match conn.read_line(MAX_COMMAND_LINE).await {
+            Ok(line) => line,
+            Err(ReadError::TooLong(_)) => {
+                reply(
+                    &mut conn,
+                    500,
+                    "5.5.6",
+                    "line too long: commands are at most 1000 octets",
+                );
+                let _ = conn.flush().await;
+                continue;
+            }
+            Err(ReadError::Timeout(_)) => {
+                let _ = conn
+                    .send(
+                        format!(
+                            "421 4.4.2 {} closing: no command for too long\r\n",
+                            server.hostname
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                break;
+            }
+            Err(ReadError::Shutdown) => {
+                let _ = conn
+                    .send(
+                        format!(
+                            "421 4.3.2 {} shutting down, try again later\r\n",
+                            server.hostname
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                break;
+            }
+            Err(_) => break,
+        };
+        let command = match parse(&line) {
+            Ok(command) => command,
+            Err(Reject(code, enhanced, text)) => {
+                reply(&mut conn, code, enhanced, &text);
+                let _ = flush_unless_pipelined(&mut conn).await;
+                continue;
+            }
+        };
+        let quit = matches!(command, Command::Quit);
+        if step(server, &mut conn, &mut session, command, submission)
+            .await
+            .is_err()
+            || quit
+        {
+            break;
+        }
+        if flush_unless_pipelined(&mut conn).await.is_err() {
+            break;
+        }
+    }
+    conn.close().await;
+}
+
+/// RFC 2920 §3.2: answers to pipelined commands may wait until the client's
+/// queued commands are read.
+async fn flush_unless_pipelined(conn: &mut Connection) -> std::io::Result<()> {
+    if conn.has_buffered_input() {
+        Ok(())
+    } else {
+        conn.flush().await
+    }
+}
+
+/// `Err` ends the session.
+async fn step(
+    server: &Server,
+    conn: &mut Connection,
+    s: &mut Session,
+    command: Command,
+    submission: bool,
+) -> Result<(), ()> {
+    match command {
+        Command::Ehlo(name) => {
+            s.helo = Some(name);
+            s.esmtp = true;
+            s.envelope = None;
+            let mut lines = vec![
+                format!(
+                    "{} greets {}",
+                    server.hostname,
+                    s.helo.as_deref().unwrap_or_default()
+                ),
+                "PIPELINING".into(),
+                format!("SIZE {}", server.config.max_message_size),
+                "8BITMIME".into(),
+                "SMTPUTF8".into(),
+                "ENHANCEDSTATUSCODES".into(),
+            ];
+            if conn.can_start_tls() {
+                lines.push("STARTTLS".into());
+            }
+            if submission && conn.plaintext_auth_allowed() && s.authenticated.is_none() {
+                lines.push("AUTH PLAIN LOGIN".into());
+            }
+            lines.push("HELP".into());
+            let last = lines.len() - 1;
+            for (i, line) in lines.iter().enumerate() {
+                conn.write(
+                    format!("250{}{line}\r\n", if i == last { ' ' } else { '-' }).as_bytes(),
+                );
+            }
+        }
+        Command::Helo(name) => {
+            s.helo = Some(name);
+            s.esmtp = false;
+            s.envelope = None;
+            conn.write(format!("250 {}\r\n", server.hostname).as_bytes());
+        }
+        Command::StartTls => {
+            if !conn.can_start_tls() {
+                reply(conn, 503, "5.5.1", "TLS is already active");
+            } else {
+                if conn
+                    .send(b"220 2.0.0 Ready to start TLS\r\n")
+                    .await
+                    .is_err()
+                {
+                    return Err(());
+                }
+                if conn.start_tls().await.is_err() {
+                    return Err(());
+                }
+                // RFC 3207 §4.2: forget everything learned before TLS.
+                *s = Session {
+                    helo: None,
+                    esmtp: false,
+                    authenticated: None,
+                    envelope: None,
+                };
+            }
+        }
+        Command::Auth { mechanism, initial } => {
+            auth(server, conn, s, &mechanism, initial, submission).await?
+        }
+        Command::Mail { from, params } => {
+            if s.helo.is_none() {
+                reply(conn, 503, "5.5.1", "send EHLO first");
+            } else if s.envelope.is_some() {
+                reply(
+                    conn,
+                    503,
+                    "5.5.1",
+                    "a transaction is already open: send RSET first",
+                );
+            } else if submission && s.authenticated.is_none() {
+                reply(conn, 530, "5.7.0", "authentication required: AUTH first");
+            } else if let Some(size) = params
+                .iter()
+                .find(|(k, _)| k == "SIZE")
+                .and_then(|(_, v)| v.as_deref())
+                && size
+                    .parse::<u64>()
+                    .map(|n| n > server.config.max_message_size)
+                    .unwrap_or(true)
+            {
+                reply(
+                    conn,
+                    552,
+                    "5.3.4",
+                    &format!(
+                        "message too big: the limit is {} octets",
+                        server.config.max_message_size
+                    ),
+                );
+            } else {
+                if let Some(account) = &s.authenticated {
+                    let own = server
+                        .directory
+                        .addresses_of(account.id)
+                        .await
+                        .unwrap_or_default();
+                    if !own.iter().any(|a| a.eq_ignore_ascii_case(&from)) {
+                        reply(
+                            conn,
+                            553,
+                            "5.7.1",
+                            &format!("{} may not send as <{from}>", account.address),
+                        );
+                        return Ok(());
+                    }
+                }
+                s.envelope = Some(Envelope {
+                    from,
+                    recipients: Vec::new(),
+                });
+                reply(conn, 250, "2.1.0", "sender ok");
+            }
+        }
+        Command::Rcpt { to, .. } => {
+            let Some(envelope) = s.envelope.as_mut() else {
+                reply(conn, 503, "5.5.1", "send MAIL FROM first");
+                return Ok(());
+            };
+            if envelope.recipients.len() >= server.config.max_recipients {
+                reply(
+                    conn,
+                    452,
+                    "4.5.3",
+                    &format!(
+                        "too many recipients: at most {} per message",
+                        server.config.max_recipients
+                    ),
+                );
+                return Ok(());
+            }
+            match server.directory.resolve_recipient(&to).await {
+                Ok(Recipient::Local(accounts)) => {
+                    for account in &accounts {
+                        let used = server.store.quota_used(account.id).await.unwrap_or(0);
+                        if account.quota_bytes.is_some_and(|limit| used >= limit) {
+                            reply(
+                                conn,
+                                452,
+                                "4.2.2",
+                                &format!("<{to}>: mailbox full, try again later"),
+                            );
+                            return Ok(());
+                        }
+                    }
+                    envelope.recipients.push((to, accounts));
+                    reply(conn, 250, "2.1.5", "recipient ok");
+                }
+                Ok(Recipient::UnknownLocal) => {
+                    reply(conn, 550, "5.1.1", &format!("<{to}>: no such user here"))
+                }
+                Ok(Recipient::NotLocal) if submission => reply(
+                    conn,
+                    550,
+                    "5.7.1",
+                    &format!(
+                        "<{to}>: relaying to remote domains is not configured yet on this server"
+                    ),
+                ),
+                Ok(Recipient::NotLocal) => {
+                    reply(conn, 550, "5.7.1", &format!("<{to}>: relay not permitted"))
+                }
+                Err(_) => reply(
+                    conn,
+                    501,
+                    "5.1.3",
+                    &format!("<{to}>: bad recipient address syntax"),
+                ),
+            }
+        }
+        Command::Data => {
+            let ready = s
+                .envelope
+                .as_ref()
+                .is_some_and(|e| !e.recipients.is_empty());
+            if !ready {
+                reply(conn, 503, "5.5.1", "send MAIL FROM and RCPT TO first");
+                return Ok(());
+            }
+            if conn
+                .send(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
+                .await
+                .is_err()
+            {
+                return Err(());
+            }
+            let envelope = s.envelope.take().ok_or(())?;
+            match read_data(conn, server.config.max_message_size).await {
+                Ok(raw) => deliver(server, conn, s, envelope, raw).await,
+                Err(DataError::TooBig) => reply(
+                    conn,
+                    552,
+                    "5.3.4",
+                    &format!(
+                        "message too big: the limit is {} octets",
+                        server.config.max_message_size
+                    ),
+                ),
+                Err(DataError::Read(ReadError::Timeout(_))) => {
+                    let _ = conn
+                        .send(b"421 4.4.2 closing: no data for too long, nothing was delivered\r\n")
+                        .await;
+                    return Err(());
+                }
+                // Dropped mid-DATA: nothing is delivered.
+                Err(DataError::Read(_)) => return Err(()),
+            }
+        }
+        Command::Rset => {
+            s.envelope = None;
+            reply(conn, 250, "2.0.0", "reset");
+        }
+        Command::Noop => reply(conn, 250, "2.0.0", "ok"),
+        Command::Vrfy => reply(
+            conn,
+            252,
+            "2.5.0",
+            "cannot verify the user, but will accept mail and attempt delivery",
+        ),
+        Command::Help => reply(
+            conn,
+            214,
+            "2.0.0",
+            "commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+        ),
+        Command::Quit => {
+            let _ = conn
+                .send(format!("221 2.0.0 {} closing connection\r\n", server.hostname).as_bytes())
+                .await;
+        }
+    }
+    Ok(())
+}
+
+async fn auth(
+    server: &Server,
+    conn: &mut Connection,
+    s: &mut Session,
+    mechanism: &str,
+    initial: Option<String>,
+    submission: bool,
+) -> Result<(), ()> {
+    if !submission {
+        reply(
+            conn,
+            503,
+            "5.5.1",
+            "AUTH is not offered on the MX port: use the submission port",
+        );
+        return Ok(());
+    }
+    if s.helo.is_none() || !s.esmtp {
+        reply(conn, 503, "5.5.1", "send EHLO first");
+        return Ok(());
+    }
+    if s.authenticated.is_some() {
+        reply(conn, 503, "5.5.1", "already authenticated");
+        return Ok(());
+    }
+    if !conn.plaintext_auth_allowed() {
+        reply(conn, 530, "5.7.0", "must issue a STARTTLS command first");
+        return Ok(());
+    }
+    let decode = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+    };
+    let (login, password) = match mechanism {
+        "PLAIN" => {
+            let response = match initial {
+                Some(initial) => initial,
+                None => match challenge(conn, "").await? {
+                    Some(r) => r,
+                    None => return Ok(()),
+                },
+            };
+            let Some(bytes) = decode(&response) else {
+                reply(
+                    conn,
+                    501,
+                    "5.5.2",
+                    "cannot decode the AUTH response: send base64",
+                );
+                return Ok(());
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let parts: Vec<&str> = text.split('\0').collect();
+            if parts.len() != 3 {
+                reply(
+                    conn,
+                    501,
+                    "5.5.2",
+                    "malformed PLAIN response: base64 of authzid\\0user\\0password",
+                );
+                return Ok(());
+            }
+            (parts[1].to_string(), parts[2].to_string())
+        }
+        "LOGIN" => {
+            let user = match initial {
+                Some(initial) => initial,
+                None => match challenge(conn, "VXNlcm5hbWU6").await? {
+                    Some(r) => r,
+                    None => return Ok(()),
+                },
+            };
+            let Some(user) = decode(&user) else {
+                reply(
+                    conn,
+                    501,
+                    "5.5.2",
+                    "cannot decode the AUTH response: send base64",
+                );
+                return Ok(());
+            };
+            let Some(password) = challenge(conn, "UGFzc3dvcmQ6").await? else {
+                return Ok(());
+            };
+            let Some(password) = decode(&password) else {
+                reply(
+                    conn,
+                    501,
+                    "5.5.2",
+                    "cannot decode the AUTH response: send base64",
+                );
+                return Ok(());
+            };
+            (
+                String::from_utf8_lossy(&user).into_owned(),
+                String::from_utf8_lossy(&password).into_owned(),
+            )
+        }
+        _ => {
+            reply(
+                conn,
+                504,
+                "5.5.4",
+                "unsupported mechanism: use PLAIN or LOGIN",
+            );
+            return Ok(());
+        }
+    };
+    let ip = conn.peer().ip();
+    match server
+        .directory
+        .authenticate(&login, &password, Protocol::Submission)
+        .await
+    {
+        Ok(account) => {
+            server.throttle.record_success(ip);
+            tracing::Span::current().record("account", account.address.as_str());
+            s.authenticated = Some(account);
+            reply(conn, 235, "2.7.0", "authentication successful");
+        }
+        Err(AuthError::InvalidCredentials) => {
+            let delay = server.throttle.record_failure(ip);
+            tracing::info!(%login, "SMTP AUTH failed");
+            tokio::time::sleep(delay).await;
+            reply(conn, 535, "5.7.8", "authentication credentials invalid");
+        }
+        Err(AuthError::ProtocolDisabled(_)) => reply(
+            conn,
+            535,
+            "5.7.8",
+            "sending is disabled for this account: ask the administrator",
+        ),
+        Err(AuthError::Temporary(_)) => reply(
+            conn,
+            454,
+            "4.7.0",
+            "temporary authentication failure, try again",
+        ),
+    }
+    Ok(())
+}
+
+/// Sends a `334` challenge and reads the answer; `None` when cancelled.
+async fn challenge(conn: &mut Connection, text: &str) -> Result<Option<String>, ()> {
+    conn.send(format!("334 {text}\r\n").as_bytes())
+        .await
+        .map_err(|_| ())?;
+    let line = conn.read_line(MAX_COMMAND_LINE).await.map_err(|_| ())?;
+    let line = String::from_utf8_lossy(&line).trim_end().to_string();
+    if line == "*" {
+        reply(conn, 501, "5.0.0", "authentication cancelled");
+        return Ok(None);
+    }
+    Ok(Some(line))
+}
+
+fn rfc5322_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}
+
+async fn deliver(
+    server: &Server,
+    conn: &mut Connection,
+    s: &Session,
+    envelope: Envelope,
+    raw: Vec<u8>,
+) {
+    let mut accounts: Vec<AccountId> = Vec::new();
+    for (_, resolved) in &envelope.recipients {
+        for account in resolved {
+            if !accounts.contains(&account.id) {
+                accounts.push(account.id);
+            }
+        }
+    }
+    let mut targets = Vec::with_capacity(accounts.len());
+    for account in &accounts {
+        match server.store.mailbox(*account, pillarbox_store::INBOX).await {
+            Ok(Some(inbox)) => targets.push(Target {
+                account: *account,
+                mailbox: inbox.id,
+                flags: Default::default(),
+            }),
+            _ => {
+                reply(
+                    conn,
+                    451,
+                    "4.3.0",
+                    "a recipient's mailbox is not available, try again later",
+                );
+                return;
+            }
+        }
+    }
+    let with = match (conn.is_tls(), s.authenticated.is_some()) {
+        (true, true) => "ESMTPSA",
+        (true, false) => "ESMTPS",
+        (false, true) => "ESMTPA",
+        (false, false) if s.esmtp => "ESMTP",
+        _ => "SMTP",
+    };
+    let id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let for_clause = match envelope.recipients.as_slice() {
+        [(single, _)] => format!("\r\n\tfor <{single}>"),
+        _ => String::new(),
+    };
+    let trace = format!(
+        "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Pillarbox) with {with} id {id}{for_clause};\r\n\t{}\r\n",
+        envelope.from,
+        s.helo.as_deref().unwrap_or("unknown"),
+        conn.peer().ip(),
+        server.hostname,
+        rfc5322_now()
+    );
+    let message = NewMessage {
+        raw: raw.into(),
+        trace_headers: trace.into_bytes(),
+        internal_date: None,
+    };
+    // 250 only after the commit that delivered to every recipient is durable.
+    match server.store.deliver(&message, &targets).await {
+        Ok(_) => reply(
+            conn,
+            250,
+            "2.0.0",
+            &format!("message accepted for delivery as {id}"),
+        ),
+        Err(StoreError::OverQuota { .. }) => {
+            reply(conn, 452, "4.2.2", "mailbox full, try again later")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "delivery failed");
+            reply(conn, 451, "4.3.0", "local delivery failed, try again later")
+        }
+    }
+}
