@@ -505,3 +505,77 @@ async fn uidl_survives_a_restart_and_imap_side_expunges_are_reported() {
         ts.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_mode_lists_the_last_30_days_downloaded_or_not() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        let alice = ts.add_account("alice@example.test", PASSWORD).await;
+        let inbox = ts.store().require_mailbox(alice.id, "INBOX").await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        for (subject, age_days) in [("old", 45), ("fresh", 2)] {
+            let message = NewMessage {
+                raw: Bytes::from(format!("Subject: {subject}\r\n\r\nx\r\n")),
+                trace_headers: Vec::new(),
+                internal_date: Some(now - age_days * 86_400),
+            };
+            ts.store()
+                .deliver(
+                    &message,
+                    &[Target {
+                        account: alice.id,
+                        mailbox: inbox.id,
+                        flags: Flags::new(),
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+        ts.directory()
+            .update_account(
+                "alice@example.test",
+                &AccountUpdate {
+                    pop3_list: Some(Pop3List::Recent),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            // Downloading does not hide a message in recent mode.
+            let mut c = login(&ts, "alice@example.test").await;
+            assert!(
+                command(&mut c, "STAT").await.starts_with("+OK 1 "),
+                "{backend:?}"
+            );
+            let lines = multiline(&mut c, "RETR 1").await;
+            assert!(lines.contains(&"Subject: fresh\r\n".to_string()));
+            command(&mut c, "QUIT").await;
+        }
+        ts.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_is_logged_out_without_update() {
+    let ts = TestServer::start_with(Backend::Sqlite, |c| {
+        c.listener.get_mut("pop3s").unwrap().idle_timeout_secs = Some(1);
+    })
+    .await;
+    ts.add_account("alice@example.test", PASSWORD).await;
+    deliver(&ts, "alice@example.test", "stays", "x\r\n").await;
+    let mut c = login(&ts, "alice@example.test").await;
+    assert!(command(&mut c, "DELE 1").await.starts_with("+OK"));
+    let answer = c.read_line().await;
+    assert!(answer.starts_with("-ERR autologout"), "{answer}");
+    assert!(c.is_closed().await);
+    assert_eq!(
+        inbox_count(&ts, "alice@example.test").await,
+        1,
+        "no UPDATE after an autologout"
+    );
+    ts.stop().await;
+}
