@@ -382,3 +382,31 @@ impl LineClient {
         )
     }
 }
+
+/// Runs a real client program (swaks, fetchmail, python3 …) with a 60 s time
+/// limit; a missing program fails the test with the Debian package to install.
+pub fn run_client(program: &str, package: &str, args: &[&str]) -> std::process::Output {
+    let output = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install {package}"));
+    assert_ne!(
+        output.status.code(),
+        Some(127),
+        "{program} is not installed: apt-get install {package}"
+    );
+    output
+}
+
+/// A client's exit status and output, for assertion messages.
+pub fn client_output(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

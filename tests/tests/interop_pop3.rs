@@ -6,36 +6,9 @@
 
 use bytes::Bytes;
 use pillarbox_store::{Flags, NewMessage, Target, UidRange};
-use pillarbox_tests::{TestServer, backends};
-use std::process::{Command, Output, Stdio};
+use pillarbox_tests::{TestServer, backends, client_output as text, run_client as run};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Runs a client with a time limit; a missing program fails with the package to install.
-fn run(program: &str, package: &str, args: &[&str]) -> Output {
-    let output = Command::new("timeout")
-        .arg("60")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install {package}"));
-    assert_ne!(
-        output.status.code(),
-        Some(127),
-        "{program} is not installed: apt-get install {package}"
-    );
-    output
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 async fn deliver(ts: &TestServer, address: &str, subject: &str) {
     let account = ts

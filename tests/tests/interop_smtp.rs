@@ -6,35 +6,9 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use pillarbox_store::UidRange;
-use pillarbox_tests::{TestServer, backends};
-use std::process::{Command, Output, Stdio};
+use pillarbox_tests::{TestServer, backends, client_output as text, run_client as run};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn run(program: &str, package: &str, args: &[&str]) -> Output {
-    let output = Command::new("timeout")
-        .arg("60")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): apt-get install {package}"));
-    assert_ne!(
-        output.status.code(),
-        Some(127),
-        "{program} is not installed: apt-get install {package}"
-    );
-    output
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaks_and_smtplib_send_and_poplib_reads_it_back() {
