@@ -583,3 +583,58 @@ async fn delivery_parses_envelope_and_structure_once() {
         f.done().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_locks_hold_across_store_handles_and_release_on_drop() {
+    for backend in backends() {
+        let f = Fixture::new(backend).await;
+        let (alice, _) = f.account("alice").await;
+        let (bob, _) = f.account("bob").await;
+        // On PostgreSQL the second handle stands for a second node.
+        let other = match backend {
+            Backend::Postgres => f.db.store().await,
+            Backend::Sqlite => f.store.clone(),
+        };
+        let held = f
+            .store
+            .try_lock_account("pop3", alice)
+            .await
+            .unwrap()
+            .expect("free at first");
+        assert!(
+            other
+                .try_lock_account("pop3", alice)
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend:?}: held elsewhere"
+        );
+        assert!(
+            other.try_lock_account("pop3", bob).await.unwrap().is_some(),
+            "other accounts are free"
+        );
+        assert!(
+            other
+                .try_lock_account("imap-idle", alice)
+                .await
+                .unwrap()
+                .is_some(),
+            "other purposes are free"
+        );
+        drop(held);
+        let mut again = None;
+        for _ in 0..50 {
+            again = other.try_lock_account("pop3", alice).await.unwrap();
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(again.is_some(), "{backend:?}: released when dropped");
+        drop(again);
+        if backend == Backend::Postgres {
+            other.close().await;
+        }
+        f.done().await;
+    }
+}

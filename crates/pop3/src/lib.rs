@@ -10,10 +10,8 @@ mod session;
 
 use pillarbox_directory::{Directory, LoginThrottle};
 use pillarbox_net::{Connection, Handler};
-use pillarbox_store::{AccountId, Store};
+use pillarbox_store::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The `[pop3]` section of the configuration (nothing to set yet).
@@ -29,24 +27,6 @@ pub struct Server {
     config: Config,
     hostname: String,
     throttle: LoginThrottle,
-    /// Accounts with a POP3 session in TRANSACTION state (RFC 1939 §8: the
-    /// maildrop is locked against other POP3 sessions; IMAP is not affected).
-    locked: Arc<Mutex<HashSet<AccountId>>>,
-}
-
-/// Holds an account's POP3 lock until dropped (QUIT, drop, timeout).
-pub(crate) struct LockGuard {
-    account: AccountId,
-    locked: Arc<Mutex<HashSet<AccountId>>>,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        self.locked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.account);
-    }
 }
 
 impl Server {
@@ -57,17 +37,7 @@ impl Server {
             config,
             hostname,
             throttle: LoginThrottle::new(),
-            locked: Arc::default(),
         }
-    }
-
-    /// Takes the account's POP3 lock, or `None` when another session holds it.
-    pub(crate) fn lock(&self, account: AccountId) -> Option<LockGuard> {
-        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        locked.insert(account).then(|| LockGuard {
-            account,
-            locked: Arc::clone(&self.locked),
-        })
     }
 }
 

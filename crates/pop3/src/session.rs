@@ -18,7 +18,7 @@ enum State {
     /// The lock is held for as long as the session is in TRANSACTION.
     Transaction {
         maildrop: Box<Maildrop>,
-        _lock: crate::LockGuard,
+        _lock: pillarbox_store::AccountLock,
     },
 }
 
@@ -255,9 +255,19 @@ async fn login(
     };
     server.throttle.record_success(ip);
     tracing::Span::current().record("account", account.address.as_str());
-    let Some(guard) = server.lock(account.id) else {
-        conn.write(b"-ERR [IN-USE] another POP3 session of this account is active; try again when it ends\r\n");
-        return Flow::Continue;
+    // RFC 1939 §8: the maildrop is locked against other POP3 sessions, on
+    // every node sharing the store; IMAP is not affected.
+    let guard = match server.store.try_lock_account("pop3", account.id).await {
+        Ok(Some(guard)) => guard,
+        Ok(None) => {
+            conn.write(b"-ERR [IN-USE] another POP3 session of this account is active; try again when it ends\r\n");
+            return Flow::Continue;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot take the maildrop lock");
+            conn.write(b"-ERR [SYS/TEMP] cannot lock the mailbox now, try again shortly\r\n");
+            return Flow::Continue;
+        }
     };
     match Maildrop::open(&server.store, account.id, account.pop3_policy).await {
         Ok(maildrop) => {

@@ -11,6 +11,7 @@ pub mod blob;
 mod dialect;
 mod error;
 pub mod feed;
+mod lock;
 mod mailbox;
 mod message;
 pub mod meta;
@@ -19,6 +20,7 @@ mod types;
 
 pub use error::{Result, StoreError};
 pub use feed::{ChangeEvent, ChangeKind};
+pub use lock::AccountLock;
 pub use open::{Store, StoreOptions, mask_url};
 pub use types::*;
 

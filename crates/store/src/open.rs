@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) blobs: BlobStore,
     pub(crate) feed: Feed,
     pub(crate) url: String,
+    /// Account locks on SQLite (see `lock.rs`).
+    pub(crate) local_locks: Arc<std::sync::Mutex<std::collections::HashSet<(String, i64)>>>,
 }
 
 pub(crate) enum Backend {
@@ -122,6 +124,7 @@ impl Store {
                     blobs,
                     feed,
                     url: masked,
+                    local_locks: Default::default(),
                 }),
             })
         } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
@@ -143,6 +146,7 @@ impl Store {
                     blobs,
                     feed,
                     url: masked,
+                    local_locks: Default::default(),
                 }),
             })
         } else {
