@@ -317,3 +317,39 @@ async fn commands_pipelined_after_starttls_are_not_run_inside_tls() {
     expect(&mut c, "503 5.5.1").await;
     ts.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_chunks_make_one_message_byte_exact() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account("alice@example.test", PASSWORD).await;
+        let mut c = mx(&ts).await;
+        // A chunk is read even when the command is refused (RFC 3030 §2).
+        c.send(b"BDAT 5 LAST\r\nhello").await;
+        expect(&mut c, "503 5.5.1").await;
+        c.send(b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n")
+            .await;
+        expect(&mut c, "250").await;
+        expect(&mut c, "250").await;
+        let first = b"Subject: chunked\r\n\r\nbare\nLF and .\r\n";
+        let second = b".leading dot kept as is\r\n";
+        c.send(format!("BDAT {}\r\n", first.len()).as_bytes()).await;
+        c.send(first).await;
+        expect(&mut c, "250 2.0.0").await;
+        c.send(format!("BDAT {} LAST\r\n", second.len()).as_bytes())
+            .await;
+        c.send(second).await;
+        expect(&mut c, "250 2.0.0").await;
+        c.send_line("NOOP").await;
+        expect(&mut c, "250").await;
+        let messages = inbox(&ts, "alice@example.test").await;
+        assert_eq!(messages.len(), 1, "{backend:?}");
+        let mut expected = first.to_vec();
+        expected.extend_from_slice(second);
+        assert!(
+            messages[0].ends_with(&expected),
+            "BDAT data is stored exactly, no dot-unstuffing"
+        );
+        ts.stop().await;
+    }
+}

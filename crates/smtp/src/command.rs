@@ -19,6 +19,11 @@ pub enum Command {
         params: Vec<(String, Option<String>)>,
     },
     Data,
+    /// RFC 3030 CHUNKING: a chunk of `size` octets follows the command line.
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -146,6 +151,20 @@ pub fn parse(line: &[u8]) -> Result<Command, Reject> {
             Ok(Command::Rcpt { to, params })
         }
         "DATA" => no_argument(Command::Data),
+        "BDAT" => {
+            let mut parts = argument.split_whitespace();
+            let size = parts
+                .next()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| Reject(501, "5.5.4", "syntax: BDAT <size> [LAST]".into()))?;
+            let last = match parts.next() {
+                None => false,
+                Some(word) if word.eq_ignore_ascii_case("LAST") && parts.next().is_none() => true,
+                Some(_) => return Err(Reject(501, "5.5.4", "syntax: BDAT <size> [LAST]".into())),
+            };
+            Ok(Command::Bdat { size, last })
+        }
         "RSET" => no_argument(Command::Rset),
         "NOOP" => Ok(Command::Noop),
         "QUIT" => no_argument(Command::Quit),
@@ -221,6 +240,22 @@ mod tests {
             })
         );
         assert_eq!(parse(b"DATA\r\n"), Ok(Command::Data));
+        assert_eq!(
+            parse(b"BDAT 86 LAST\r\n"),
+            Ok(Command::Bdat {
+                size: 86,
+                last: true
+            })
+        );
+        assert_eq!(
+            parse(b"BDAT 0\r\n"),
+            Ok(Command::Bdat {
+                size: 0,
+                last: false
+            })
+        );
+        assert!(parse(b"BDAT x\r\n").is_err());
+        assert!(parse(b"BDAT 10 FIRST\r\n").is_err());
         assert_eq!(parse(b"QUIT\r\n"), Ok(Command::Quit));
         assert_eq!(
             parse(b"AUTH PLAIN AGEAYg==\r\n"),

@@ -19,6 +19,23 @@ struct Session {
     esmtp: bool,
     authenticated: Option<Account>,
     envelope: Option<Envelope>,
+    /// Chunks received so far with BDAT (RFC 3030), `None` outside a BDAT transfer.
+    chunks: Option<Vec<u8>>,
+    /// A BDAT transfer that went over the size limit: later chunks are read and dropped.
+    chunks_too_big: bool,
+}
+
+impl Session {
+    fn new() -> Session {
+        Session {
+            helo: None,
+            esmtp: false,
+            authenticated: None,
+            envelope: None,
+            chunks: None,
+            chunks_too_big: false,
+        }
+    }
 }
 
 fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
@@ -31,12 +48,7 @@ pub async fn run(server: &Server, mut conn: Connection) {
     let _ = conn
         .send(format!("220 {} ESMTP Pillarbox ready\r\n", server.hostname).as_bytes())
         .await;
-    let mut session = Session {
-        helo: None,
-        esmtp: false,
-        authenticated: None,
-        envelope: None,
-    };
+    let mut session = Session::new();
     loop {
         let line = match conn.read_line(MAX_COMMAND_LINE).await {
             Ok(line) => line,
@@ -133,6 +145,7 @@ async fn step(
                 "8BITMIME".into(),
                 "SMTPUTF8".into(),
                 "ENHANCEDSTATUSCODES".into(),
+                "CHUNKING".into(),
             ];
             if conn.can_start_tls() {
                 lines.push("STARTTLS".into());
@@ -169,12 +182,7 @@ async fn step(
                     return Err(());
                 }
                 // RFC 3207 §4.2: forget everything learned before TLS.
-                *s = Session {
-                    helo: None,
-                    esmtp: false,
-                    authenticated: None,
-                    envelope: None,
-                };
+                *s = Session::new();
             }
         }
         Command::Auth { mechanism, initial } => {
@@ -290,6 +298,14 @@ async fn step(
                 ),
             }
         }
+        Command::Data if s.chunks.is_some() => {
+            reply(
+                conn,
+                503,
+                "5.5.1",
+                "DATA cannot follow BDAT in one transaction",
+            );
+        }
         Command::Data => {
             let ready = s
                 .envelope
@@ -328,8 +344,54 @@ async fn step(
                 Err(DataError::Read(_)) => return Err(()),
             }
         }
+        Command::Bdat { size, last } => {
+            // RFC 3030 §2: the chunk is read even when the command is refused.
+            let chunk = match read_chunk(conn, size).await {
+                Ok(chunk) => chunk,
+                Err(_) => return Err(()),
+            };
+            let ready = s
+                .envelope
+                .as_ref()
+                .is_some_and(|e| !e.recipients.is_empty());
+            if !ready {
+                reply(conn, 503, "5.5.1", "send MAIL FROM and RCPT TO first");
+                return Ok(());
+            }
+            let buffer = s.chunks.get_or_insert_with(Vec::new);
+            if !s.chunks_too_big {
+                if (buffer.len() as u64).saturating_add(size) > server.config.max_message_size {
+                    s.chunks_too_big = true;
+                    buffer.clear();
+                } else if let Some(chunk) = &chunk {
+                    buffer.extend_from_slice(chunk);
+                }
+            }
+            if !last {
+                reply(conn, 250, "2.0.0", &format!("{size} octets received"));
+                return Ok(());
+            }
+            let raw = s.chunks.take().unwrap_or_default();
+            let too_big = std::mem::take(&mut s.chunks_too_big);
+            let envelope = s.envelope.take().ok_or(())?;
+            if too_big {
+                reply(
+                    conn,
+                    552,
+                    "5.3.4",
+                    &format!(
+                        "message too big: the limit is {} octets",
+                        server.config.max_message_size
+                    ),
+                );
+            } else {
+                deliver(server, conn, s, envelope, raw).await;
+            }
+        }
         Command::Rset => {
             s.envelope = None;
+            s.chunks = None;
+            s.chunks_too_big = false;
             reply(conn, 250, "2.0.0", "reset");
         }
         Command::Noop => reply(conn, 250, "2.0.0", "ok"),
@@ -495,6 +557,23 @@ async fn auth(
         ),
     }
     Ok(())
+}
+
+/// Reads a BDAT chunk of `size` octets in pieces; `None` when it is larger
+/// than any message could be (it is read and dropped).
+async fn read_chunk(conn: &mut Connection, size: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    const PIECE: u64 = 1 << 20;
+    let mut chunk = Vec::new();
+    let mut left = size;
+    let keep = size <= 1 << 30;
+    while left > 0 {
+        let piece = conn.read_exact(left.min(PIECE) as usize).await?;
+        left -= piece.len() as u64;
+        if keep {
+            chunk.extend_from_slice(&piece);
+        }
+    }
+    Ok(keep.then_some(chunk))
 }
 
 /// Sends a `334` challenge and reads the answer; `None` when cancelled.
