@@ -1,46 +1,32 @@
 //! Programs users actually run, against a real Pillarbox on loopback:
-//! Python's poplib and fetchmail download over POP3S. `.ci/run` installs them
+//! Python's poplib and fetchmail download over POP3S what Python's smtplib
+//! delivered through Pillarbox's own MX listener. `.ci/run` installs them
 //! from Debian's packages (`apt-get install python3 fetchmail`).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use bytes::Bytes;
-use pillarbox_store::{Flags, NewMessage, Target, UidRange};
+use pillarbox_store::UidRange;
 use pillarbox_tests::{TestServer, backends, client_output as text, run_client as run};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-async fn deliver(ts: &TestServer, address: &str, subject: &str) {
-    let account = ts
-        .directory()
-        .account_by_address(address)
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = ts
-        .store()
-        .require_mailbox(account.id, "INBOX")
-        .await
-        .unwrap();
-    let raw = format!(
-        "From: carol@remote.test\r\nTo: {address}\r\nSubject: {subject}\r\n\r\nThis is {subject}.\r\n.leading dot line\r\n"
+/// Delivers through Pillarbox's own MX listener with Python's smtplib.
+fn deliver(ts: &TestServer, address: &str, subject: &str) {
+    let script = format!(
+        r#"
+import smtplib
+body = "From: carol@remote.test\r\nTo: {address}\r\nSubject: {subject}\r\n\r\nThis is {subject}.\r\n.leading dot line\r\n"
+with smtplib.SMTP("127.0.0.1", {port}, timeout=30) as s:
+    s.sendmail("carol@remote.test", ["{address}"], body)
+"#,
+        port = ts.addr("smtp").port()
     );
-    let message = NewMessage {
-        raw: Bytes::from(raw),
-        trace_headers: Vec::new(),
-        internal_date: None,
-    };
-    ts.store()
-        .deliver(
-            &message,
-            &[Target {
-                account: account.id,
-                mailbox: inbox.id,
-                flags: Flags::new(),
-            }],
-        )
-        .await
-        .unwrap();
+    let out = run("python3", "python3", &["-c", &script]);
+    assert!(
+        out.status.success(),
+        "smtplib delivery failed:\n{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,8 +34,8 @@ async fn poplib_and_fetchmail_download_over_pop3s() {
     for backend in backends() {
         let ts = TestServer::start(backend).await;
         let alice = ts.add_account("alice@example.test", PASSWORD).await;
-        deliver(&ts, "alice@example.test", "message one").await;
-        deliver(&ts, "alice@example.test", "message two").await;
+        deliver(&ts, "alice@example.test", "message one");
+        deliver(&ts, "alice@example.test", "message two");
         let cert = ts.cert_path().display().to_string();
         let pop3s = ts.addr("pop3s");
 
