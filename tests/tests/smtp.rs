@@ -353,3 +353,35 @@ async fn bdat_chunks_make_one_message_byte_exact() {
         ts.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_per_ip_across_protocols() {
+    let ts = TestServer::start(Backend::Sqlite).await;
+    ts.add_account("alice@example.test", PASSWORD).await;
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let mut pop = LineClient::connect_tls(ts.addr("pop3s"), &ts.tls_connector()).await;
+    pop.read_line().await;
+    pop.send_line("USER alice@example.test").await;
+    pop.read_line().await;
+    pop.send_line("PASS wrong").await;
+    assert!(pop.read_line().await.starts_with("-ERR [AUTH]"));
+    assert_eq!(ts.directory().throttle().failures(ip), 1);
+    let mut smtp = LineClient::connect_tls(ts.addr("submissions"), &ts.tls_connector()).await;
+    expect(&mut smtp, "220").await;
+    smtp.send_line("EHLO x").await;
+    expect(&mut smtp, "250 ").await;
+    let started = std::time::Instant::now();
+    smtp.send_line("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==")
+        .await;
+    expect(&mut smtp, "535 5.7.8").await;
+    assert_eq!(
+        ts.directory().throttle().failures(ip),
+        2,
+        "one count for every protocol"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "the second failure waits longer"
+    );
+    ts.stop().await;
+}

@@ -18,6 +18,8 @@ pub use address::{normalize_address, normalize_domain};
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
+    /// Failed logins per IP, shared by every protocol using this directory.
+    throttle: std::sync::Arc<LoginThrottle>,
 }
 
 /// What POP3 RETR does to a message (per account).
@@ -134,10 +136,19 @@ pub use throttle::LoginThrottle;
 
 impl Directory {
     pub fn new(store: Store) -> Directory {
-        Directory { store }
+        Directory {
+            store,
+            throttle: Default::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The failed-login counter every protocol of this server shares, so a
+    /// guesser cannot switch from POP3 to SMTP to dodge the delay.
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
     }
 }

@@ -8,7 +8,7 @@ mod maildrop;
 pub mod parse;
 mod session;
 
-use pillarbox_directory::{Directory, LoginThrottle};
+use pillarbox_directory::Directory;
 use pillarbox_net::{Connection, Handler};
 use pillarbox_store::Store;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,6 @@ pub struct Server {
     #[allow(dead_code)]
     config: Config,
     hostname: String,
-    throttle: LoginThrottle,
 }
 
 impl Server {
@@ -36,7 +35,6 @@ impl Server {
             directory,
             config,
             hostname,
-            throttle: LoginThrottle::new(),
         }
     }
 }

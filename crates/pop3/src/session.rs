@@ -237,7 +237,7 @@ async fn login(
     {
         Ok(account) => account,
         Err(AuthError::InvalidCredentials) => {
-            let delay = server.throttle.record_failure(ip);
+            let delay = server.directory.throttle().record_failure(ip);
             tracing::info!(%login, "POP3 login failed");
             tokio::time::sleep(delay).await;
             conn.write(b"-ERR [AUTH] invalid user name or password\r\n");
@@ -253,7 +253,7 @@ async fn login(
             return Flow::Continue;
         }
     };
-    server.throttle.record_success(ip);
+    server.directory.throttle().record_success(ip);
     tracing::Span::current().record("account", account.address.as_str());
     // RFC 1939 §8: the maildrop is locked against other POP3 sessions, on
     // every node sharing the store; IMAP is not affected.

@@ -10,7 +10,7 @@ mod data;
 mod session;
 
 pub use command::{Command, parse};
-use pillarbox_directory::{Directory, LoginThrottle};
+use pillarbox_directory::Directory;
 use pillarbox_net::{Connection, Handler};
 use pillarbox_store::Store;
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,6 @@ pub struct Server {
     directory: Directory,
     config: Config,
     hostname: String,
-    throttle: LoginThrottle,
 }
 
 impl Server {
@@ -52,7 +51,6 @@ impl Server {
             directory,
             config,
             hostname,
-            throttle: LoginThrottle::new(),
         }
     }
 }

@@ -532,13 +532,13 @@ async fn auth(
         .await
     {
         Ok(account) => {
-            server.throttle.record_success(ip);
+            server.directory.throttle().record_success(ip);
             tracing::Span::current().record("account", account.address.as_str());
             s.authenticated = Some(account);
             reply(conn, 235, "2.7.0", "authentication successful");
         }
         Err(AuthError::InvalidCredentials) => {
-            let delay = server.throttle.record_failure(ip);
+            let delay = server.directory.throttle().record_failure(ip);
             tracing::info!(%login, "SMTP AUTH failed");
             tokio::time::sleep(delay).await;
             reply(conn, 535, "5.7.8", "authentication credentials invalid");
