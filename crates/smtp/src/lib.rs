@@ -5,8 +5,10 @@
 //! Commands are parsed by a small pure parser of our own (`command.rs`);
 //! smtp-proto is not used yet.
 
+mod auth;
 mod command;
 mod data;
+mod delivery;
 mod session;
 
 pub use command::{Command, parse};

@@ -3,22 +3,20 @@
 use crate::Server;
 use crate::command::{Command, MAX_COMMAND_LINE, Reject, parse};
 use crate::data::{DataError, read_data};
-use base64::Engine;
-use pillarbox_directory::{Account, AuthError, Protocol, Recipient};
+use pillarbox_directory::{Account, Recipient};
 use pillarbox_net::{Connection, ReadError};
-use pillarbox_store::{AccountId, NewMessage, StoreError, Target};
 
-struct Envelope {
-    from: String,
+pub(crate) struct Envelope {
+    pub(crate) from: String,
     /// (address as given, accounts it resolves to)
-    recipients: Vec<(String, Vec<Account>)>,
+    pub(crate) recipients: Vec<(String, Vec<Account>)>,
 }
 
-struct Session {
-    helo: Option<String>,
-    esmtp: bool,
-    authenticated: Option<Account>,
-    envelope: Option<Envelope>,
+pub(crate) struct Session {
+    pub(crate) helo: Option<String>,
+    pub(crate) esmtp: bool,
+    pub(crate) authenticated: Option<Account>,
+    pub(crate) envelope: Option<Envelope>,
     /// Chunks received so far with BDAT (RFC 3030), `None` outside a BDAT transfer.
     chunks: Option<Vec<u8>>,
     /// A BDAT transfer that went over the size limit: later chunks are read and dropped.
@@ -38,7 +36,7 @@ impl Session {
     }
 }
 
-fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
+pub(crate) fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
     conn.write(format!("{code} {enhanced} {text}\r\n").as_bytes());
 }
 
@@ -186,7 +184,7 @@ async fn step(
             }
         }
         Command::Auth { mechanism, initial } => {
-            auth(server, conn, s, &mechanism, initial, submission).await?
+            crate::auth::auth(server, conn, s, &mechanism, initial, submission).await?
         }
         Command::Mail { from, params } => {
             if s.helo.is_none() {
@@ -324,7 +322,7 @@ async fn step(
             }
             let envelope = s.envelope.take().ok_or(())?;
             match read_data(conn, server.config.max_message_size).await {
-                Ok(raw) => deliver(server, conn, s, envelope, raw).await,
+                Ok(raw) => crate::delivery::deliver(server, conn, s, envelope, raw).await,
                 Err(DataError::TooBig) => reply(
                     conn,
                     552,
@@ -385,7 +383,7 @@ async fn step(
                     ),
                 );
             } else {
-                deliver(server, conn, s, envelope, raw).await;
+                crate::delivery::deliver(server, conn, s, envelope, raw).await;
             }
         }
         Command::Rset => {
@@ -416,149 +414,6 @@ async fn step(
     Ok(())
 }
 
-async fn auth(
-    server: &Server,
-    conn: &mut Connection,
-    s: &mut Session,
-    mechanism: &str,
-    initial: Option<String>,
-    submission: bool,
-) -> Result<(), ()> {
-    if !submission {
-        reply(
-            conn,
-            503,
-            "5.5.1",
-            "AUTH is not offered on the MX port: use the submission port",
-        );
-        return Ok(());
-    }
-    if s.helo.is_none() || !s.esmtp {
-        reply(conn, 503, "5.5.1", "send EHLO first");
-        return Ok(());
-    }
-    if s.authenticated.is_some() {
-        reply(conn, 503, "5.5.1", "already authenticated");
-        return Ok(());
-    }
-    if !conn.plaintext_auth_allowed() {
-        reply(conn, 530, "5.7.0", "must issue a STARTTLS command first");
-        return Ok(());
-    }
-    let decode = |text: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .ok()
-    };
-    let (login, password) = match mechanism {
-        "PLAIN" => {
-            let response = match initial {
-                Some(initial) => initial,
-                None => match challenge(conn, "").await? {
-                    Some(r) => r,
-                    None => return Ok(()),
-                },
-            };
-            let Some(bytes) = decode(&response) else {
-                reply(
-                    conn,
-                    501,
-                    "5.5.2",
-                    "cannot decode the AUTH response: send base64",
-                );
-                return Ok(());
-            };
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            let parts: Vec<&str> = text.split('\0').collect();
-            if parts.len() != 3 {
-                reply(
-                    conn,
-                    501,
-                    "5.5.2",
-                    "malformed PLAIN response: base64 of authzid\\0user\\0password",
-                );
-                return Ok(());
-            }
-            (parts[1].to_string(), parts[2].to_string())
-        }
-        "LOGIN" => {
-            let user = match initial {
-                Some(initial) => initial,
-                None => match challenge(conn, "VXNlcm5hbWU6").await? {
-                    Some(r) => r,
-                    None => return Ok(()),
-                },
-            };
-            let Some(user) = decode(&user) else {
-                reply(
-                    conn,
-                    501,
-                    "5.5.2",
-                    "cannot decode the AUTH response: send base64",
-                );
-                return Ok(());
-            };
-            let Some(password) = challenge(conn, "UGFzc3dvcmQ6").await? else {
-                return Ok(());
-            };
-            let Some(password) = decode(&password) else {
-                reply(
-                    conn,
-                    501,
-                    "5.5.2",
-                    "cannot decode the AUTH response: send base64",
-                );
-                return Ok(());
-            };
-            (
-                String::from_utf8_lossy(&user).into_owned(),
-                String::from_utf8_lossy(&password).into_owned(),
-            )
-        }
-        _ => {
-            reply(
-                conn,
-                504,
-                "5.5.4",
-                "unsupported mechanism: use PLAIN or LOGIN",
-            );
-            return Ok(());
-        }
-    };
-    let ip = conn.peer().ip();
-    match server
-        .directory
-        .authenticate(&login, &password, Protocol::Submission)
-        .await
-    {
-        Ok(account) => {
-            server.directory.throttle().record_success(ip);
-            tracing::Span::current().record("account", account.address.as_str());
-            s.authenticated = Some(account);
-            reply(conn, 235, "2.7.0", "authentication successful");
-        }
-        Err(AuthError::InvalidCredentials) => {
-            let delay = server.directory.throttle().record_failure(ip);
-            tracing::info!(%login, "SMTP AUTH failed");
-            tokio::time::sleep(delay).await;
-            reply(conn, 535, "5.7.8", "authentication credentials invalid");
-        }
-        Err(AuthError::ProtocolDisabled(_)) => reply(
-            conn,
-            535,
-            "5.7.8",
-            "sending is disabled for this account: ask the administrator",
-        ),
-        Err(AuthError::Temporary(_)) => reply(
-            conn,
-            454,
-            "4.7.0",
-            "temporary authentication failure, try again",
-        ),
-    }
-    Ok(())
-}
-
 /// Reads a BDAT chunk of `size` octets in pieces; `None` when it is larger
 /// than any message could be (it is read and dropped).
 async fn read_chunk(conn: &mut Connection, size: u64) -> Result<Option<Vec<u8>>, ReadError> {
@@ -574,107 +429,4 @@ async fn read_chunk(conn: &mut Connection, size: u64) -> Result<Option<Vec<u8>>,
         }
     }
     Ok(keep.then_some(chunk))
-}
-
-/// Sends a `334` challenge and reads the answer; `None` when cancelled.
-async fn challenge(conn: &mut Connection, text: &str) -> Result<Option<String>, ()> {
-    conn.send(format!("334 {text}\r\n").as_bytes())
-        .await
-        .map_err(|_| ())?;
-    let line = conn.read_line(MAX_COMMAND_LINE).await.map_err(|_| ())?;
-    let line = String::from_utf8_lossy(&line).trim_end().to_string();
-    if line == "*" {
-        reply(conn, 501, "5.0.0", "authentication cancelled");
-        return Ok(None);
-    }
-    Ok(Some(line))
-}
-
-fn rfc5322_now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default()
-}
-
-async fn deliver(
-    server: &Server,
-    conn: &mut Connection,
-    s: &Session,
-    envelope: Envelope,
-    raw: Vec<u8>,
-) {
-    let mut accounts: Vec<AccountId> = Vec::new();
-    for (_, resolved) in &envelope.recipients {
-        for account in resolved {
-            if !accounts.contains(&account.id) {
-                accounts.push(account.id);
-            }
-        }
-    }
-    let mut targets = Vec::with_capacity(accounts.len());
-    for account in &accounts {
-        match server.store.mailbox(*account, pillarbox_store::INBOX).await {
-            Ok(Some(inbox)) => targets.push(Target {
-                account: *account,
-                mailbox: inbox.id,
-                flags: Default::default(),
-            }),
-            _ => {
-                reply(
-                    conn,
-                    451,
-                    "4.3.0",
-                    "a recipient's mailbox is not available, try again later",
-                );
-                return;
-            }
-        }
-    }
-    let with = match (conn.is_tls(), s.authenticated.is_some()) {
-        (true, true) => "ESMTPSA",
-        (true, false) => "ESMTPS",
-        (false, true) => "ESMTPA",
-        (false, false) if s.esmtp => "ESMTP",
-        _ => "SMTP",
-    };
-    let id = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let for_clause = match envelope.recipients.as_slice() {
-        [(single, _)] => format!("\r\n\tfor <{single}>"),
-        _ => String::new(),
-    };
-    let trace = format!(
-        "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Pillarbox) with {with} id {id}{for_clause};\r\n\t{}\r\n",
-        envelope.from,
-        s.helo.as_deref().unwrap_or("unknown"),
-        conn.peer().ip(),
-        server.hostname,
-        rfc5322_now()
-    );
-    let message = NewMessage {
-        raw: raw.into(),
-        trace_headers: trace.into_bytes(),
-        internal_date: None,
-    };
-    // 250 only after the commit that delivered to every recipient is durable.
-    match server.store.deliver(&message, &targets).await {
-        Ok(_) => reply(
-            conn,
-            250,
-            "2.0.0",
-            &format!("message accepted for delivery as {id}"),
-        ),
-        Err(StoreError::OverQuota { .. }) => {
-            reply(conn, 452, "4.2.2", "mailbox full, try again later")
-        }
-        Err(error) => {
-            tracing::warn!(%error, "delivery failed");
-            reply(conn, 451, "4.3.0", "local delivery failed, try again later")
-        }
-    }
 }

@@ -7,6 +7,8 @@
 //! transaction; after each commit a [`ChangeEvent`] is published on the
 //! [`feed`].
 
+#[macro_use]
+mod tx;
 pub mod blob;
 mod dialect;
 mod error;
@@ -16,6 +18,7 @@ mod mailbox;
 mod message;
 pub mod meta;
 mod open;
+mod quota;
 mod types;
 
 pub use error::{Result, StoreError};

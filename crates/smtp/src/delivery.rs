@@ -1,0 +1,96 @@
+//! Local delivery at the end of DATA/BDAT: trace headers, one store
+//! transaction for every recipient, `250` only after the commit.
+
+use crate::Server;
+use crate::session::{Envelope, Session, reply};
+use pillarbox_net::Connection;
+use pillarbox_store::{AccountId, NewMessage, StoreError, Target};
+
+fn rfc5322_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default()
+}
+
+pub(crate) async fn deliver(
+    server: &Server,
+    conn: &mut Connection,
+    s: &Session,
+    envelope: Envelope,
+    raw: Vec<u8>,
+) {
+    let mut accounts: Vec<AccountId> = Vec::new();
+    for (_, resolved) in &envelope.recipients {
+        for account in resolved {
+            if !accounts.contains(&account.id) {
+                accounts.push(account.id);
+            }
+        }
+    }
+    let mut targets = Vec::with_capacity(accounts.len());
+    for account in &accounts {
+        match server.store.mailbox(*account, pillarbox_store::INBOX).await {
+            Ok(Some(inbox)) => targets.push(Target {
+                account: *account,
+                mailbox: inbox.id,
+                flags: Default::default(),
+            }),
+            _ => {
+                reply(
+                    conn,
+                    451,
+                    "4.3.0",
+                    "a recipient's mailbox is not available, try again later",
+                );
+                return;
+            }
+        }
+    }
+    let with = match (conn.is_tls(), s.authenticated.is_some()) {
+        (true, true) => "ESMTPSA",
+        (true, false) => "ESMTPS",
+        (false, true) => "ESMTPA",
+        (false, false) if s.esmtp => "ESMTP",
+        _ => "SMTP",
+    };
+    let id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let for_clause = match envelope.recipients.as_slice() {
+        [(single, _)] => format!("\r\n\tfor <{single}>"),
+        _ => String::new(),
+    };
+    let trace = format!(
+        "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Pillarbox) with {with} id {id}{for_clause};\r\n\t{}\r\n",
+        envelope.from,
+        s.helo.as_deref().unwrap_or("unknown"),
+        conn.peer().ip(),
+        server.hostname,
+        rfc5322_now()
+    );
+    let message = NewMessage {
+        raw: raw.into(),
+        trace_headers: trace.into_bytes(),
+        internal_date: None,
+    };
+    // 250 only after the commit that delivered to every recipient is durable.
+    match server.store.deliver(&message, &targets).await {
+        Ok(_) => reply(
+            conn,
+            250,
+            "2.0.0",
+            &format!("message accepted for delivery as {id}"),
+        ),
+        Err(StoreError::OverQuota { .. }) => {
+            reply(conn, 452, "4.2.2", "mailbox full, try again later")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "delivery failed");
+            reply(conn, 451, "4.3.0", "local delivery failed, try again later")
+        }
+    }
+}
