@@ -251,6 +251,8 @@ async fn bad_input_gets_a_clear_reply_and_changes_nothing() {
     expect(&mut c, "503").await;
     c.send_line("RSET").await;
     expect(&mut c, "250").await;
+    c.send_line("MAIL FROM:<a@remote.test> SIZE=lots").await;
+    expect(&mut c, "501 5.5.4").await;
     c.send_line("MAIL FROM:<a@remote.test> SIZE=999999").await;
     expect(&mut c, "552 5.3.4").await;
     // Too big during DATA.

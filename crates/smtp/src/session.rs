@@ -198,6 +198,18 @@ async fn step(
                 );
             } else if submission && s.authenticated.is_none() {
                 reply(conn, 530, "5.7.0", "authentication required: AUTH first");
+            } else if let Some(bad) = params.iter().find(|(k, v)| {
+                k == "SIZE"
+                    && !v
+                        .as_deref()
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }) {
+                reply(
+                    conn,
+                    501,
+                    "5.5.4",
+                    &format!("{}: SIZE takes a number of octets", bad.0),
+                );
             } else if let Some(size) = params
                 .iter()
                 .find(|(k, _)| k == "SIZE")
