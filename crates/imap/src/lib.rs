@@ -1,4 +1,23 @@
-//! pillarbox-imap: the IMAP server.
+//! pillarbox-imap: IMAP4rev2 (RFC 9051) and IMAP4rev1 (RFC 3501) over the
+//! shared store, with IDLE fed by the store's change feed.
+//!
+//! The wire parser is our own (`parse`), pure and panic-free: imap-codec's
+//! pinned alpha lacks IMAP4rev2's ESEARCH and SPECIAL-USE forms, and one
+//! cursor over the command with its literals inline (see `framing`) is
+//! smaller than adapting it. Responses are encoded in `encode`.
+
+mod commands;
+mod encode;
+mod fetch;
+mod framing;
+mod idle;
+mod mailboxes;
+pub mod mutf7;
+pub mod parse;
+mod search;
+mod selected;
+pub mod sequence;
+mod session;
 
 use pillarbox_directory::Directory;
 use pillarbox_net::{Connection, Handler};
@@ -7,19 +26,27 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The `[imap]` section of the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {}
+pub struct Config {
+    /// Largest message APPEND accepts, in octets (advertised as APPENDLIMIT;
+    /// a larger literal is refused with `NO [TOOBIG]` before it is read).
+    pub append_limit: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            append_limit: 50 << 20,
+        }
+    }
+}
 
 /// The IMAP session handler plugged into every IMAP listener.
 pub struct Server {
-    #[allow(dead_code)]
     store: Store,
-    #[allow(dead_code)]
     directory: Directory,
-    #[allow(dead_code)]
     config: Config,
-    #[allow(dead_code)]
     hostname: String,
 }
 
@@ -40,19 +67,15 @@ impl Handler for Server {
     }
 
     fn default_idle_timeout(&self) -> Duration {
-        Duration::from_secs(1800)
+        // RFC 9051 §5.4: an autologout timer of at least 30 minutes.
+        Duration::from_secs(30 * 60)
     }
 
     fn too_many_connections(&self) -> &'static [u8] {
         b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
     }
 
-    async fn handle(&self, mut connection: Connection) {
-        // The protocol itself is not built yet: say so in the protocol's own
-        // words instead of dropping the connection.
-        let _ = connection
-            .send(b"* BYE [UNAVAILABLE] IMAP is not built yet in this version of Pillarbox\r\n")
-            .await;
-        connection.close().await;
+    async fn handle(&self, connection: Connection) {
+        session::run(self, connection).await;
     }
 }

@@ -1,0 +1,811 @@
+//! Commands of RFC 9051 / RFC 3501 and the extensions Pillarbox advertises.
+
+use super::search::{SearchKey, SearchReturn, parse_search};
+use super::{Cursor, FetchAttr, PResult, ParseError};
+use crate::parse::fetch::parse_fetch_attrs;
+use crate::sequence::SequenceSet;
+
+/// One tagged command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub tag: String,
+    pub command: Command,
+}
+
+/// STATUS data items (RFC 9051 §6.3.11, RFC 8438 SIZE, RFC 7162 HIGHESTMODSEQ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    Recent,
+    HighestModSeq,
+}
+
+/// LIST selection options (RFC 5258).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSelect {
+    pub subscribed: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+/// LIST return options (RFC 5258, RFC 5819, RFC 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
+}
+
+/// How STORE combines flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR initial response (base64, `=` for empty).
+        initial: Option<String>,
+    },
+    Login {
+        user: String,
+        password: String,
+    },
+    Enable(Vec<String>),
+    Select {
+        mailbox: Vec<u8>,
+        read_only: bool,
+    },
+    Create(Vec<u8>),
+    Delete(Vec<u8>),
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    Subscribe(Vec<u8>),
+    Unsubscribe(Vec<u8>),
+    List {
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        select: ListSelect,
+        ret: ListReturn,
+        /// Whether any LIST-EXTENDED syntax was used.
+        extended: bool,
+    },
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
+    Namespace,
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Vec<u8>,
+        flags: Vec<String>,
+        /// Unix seconds.
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        /// UID EXPUNGE (RFC 4315): only these UIDs.
+        uids: Option<SequenceSet>,
+    },
+    Search {
+        uid: bool,
+        /// `RETURN (...)` given (ESEARCH); `None` = plain SEARCH.
+        ret: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        attrs: Vec<FetchAttr>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        op: StoreOp,
+        silent: bool,
+        flags: Vec<String>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
+    Id(Vec<(String, Option<String>)>),
+}
+
+impl Command {
+    /// The command's name as the client spelled it, for logs and answers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Capability => "CAPABILITY",
+            Command::Noop => "NOOP",
+            Command::Logout => "LOGOUT",
+            Command::StartTls => "STARTTLS",
+            Command::Authenticate { .. } => "AUTHENTICATE",
+            Command::Login { .. } => "LOGIN",
+            Command::Enable(_) => "ENABLE",
+            Command::Select {
+                read_only: false, ..
+            } => "SELECT",
+            Command::Select {
+                read_only: true, ..
+            } => "EXAMINE",
+            Command::Create(_) => "CREATE",
+            Command::Delete(_) => "DELETE",
+            Command::Rename { .. } => "RENAME",
+            Command::Subscribe(_) => "SUBSCRIBE",
+            Command::Unsubscribe(_) => "UNSUBSCRIBE",
+            Command::List { .. } => "LIST",
+            Command::Lsub { .. } => "LSUB",
+            Command::Namespace => "NAMESPACE",
+            Command::Status { .. } => "STATUS",
+            Command::Append { .. } => "APPEND",
+            Command::Idle => "IDLE",
+            Command::Check => "CHECK",
+            Command::Close => "CLOSE",
+            Command::Unselect => "UNSELECT",
+            Command::Expunge { .. } => "EXPUNGE",
+            Command::Search { .. } => "SEARCH",
+            Command::Fetch { .. } => "FETCH",
+            Command::Store { .. } => "STORE",
+            Command::Copy { .. } => "COPY",
+            Command::Move { .. } => "MOVE",
+            Command::Id(_) => "ID",
+        }
+    }
+}
+
+/// Reads the tag of a command line, if it has a valid one (for answering a
+/// command that could not be parsed).
+pub fn parse_tag(line: &[u8]) -> Option<String> {
+    let mut c = Cursor::new(line);
+    let tag = tag(&mut c).ok()?;
+    Some(tag.to_string())
+}
+
+fn tag<'a>(c: &mut Cursor<'a>) -> PResult<&'a str> {
+    let tag = c
+        .astring_atom()
+        .map_err(|_| ParseError::new("missing tag"))?;
+    if tag.contains('+') {
+        return Err(ParseError::new("a tag cannot contain '+'"));
+    }
+    Ok(tag)
+}
+
+/// Parses one complete command (literals inline).
+pub fn parse_request(input: &[u8]) -> Result<Request, (Option<String>, ParseError)> {
+    let mut c = Cursor::new(input);
+    let tag = match tag(&mut c) {
+        Ok(tag) => tag.to_string(),
+        Err(e) => return Err((None, e)),
+    };
+    let result = (|| {
+        c.sp()?;
+        let command = command(&mut c)?;
+        c.end()?;
+        Ok(command)
+    })();
+    match result {
+        Ok(command) => Ok(Request { tag, command }),
+        Err(e) => Err((Some(tag), e)),
+    }
+}
+
+fn mailbox(c: &mut Cursor) -> PResult<Vec<u8>> {
+    c.astring()
+}
+
+fn text(c: &mut Cursor, what: &str) -> PResult<String> {
+    String::from_utf8(c.astring()?).map_err(|_| ParseError::new(format!("{what} is not UTF-8")))
+}
+
+fn command(c: &mut Cursor) -> PResult<Command> {
+    let name = c.atom()?.to_ascii_uppercase();
+    let command = match name.as_str() {
+        "CAPABILITY" => Command::Capability,
+        "NOOP" => Command::Noop,
+        "LOGOUT" => Command::Logout,
+        "STARTTLS" => Command::StartTls,
+        "NAMESPACE" => Command::Namespace,
+        "IDLE" => Command::Idle,
+        "CHECK" => Command::Check,
+        "CLOSE" => Command::Close,
+        "UNSELECT" => Command::Unselect,
+        "EXPUNGE" => Command::Expunge { uids: None },
+        "AUTHENTICATE" => {
+            c.sp()?;
+            let mechanism = c.atom()?.to_ascii_uppercase();
+            let initial = if c.eat(b' ') {
+                let ir = c.astring_atom()?;
+                Some(ir.to_string())
+            } else {
+                None
+            };
+            Command::Authenticate { mechanism, initial }
+        }
+        "LOGIN" => {
+            c.sp()?;
+            let user = text(c, "the user name")?;
+            c.sp()?;
+            let password = text(c, "the password")?;
+            Command::Login { user, password }
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while c.eat(b' ') {
+                caps.push(c.atom()?.to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return Err(ParseError::new("ENABLE needs at least one capability"));
+            }
+            Command::Enable(caps)
+        }
+        "SELECT" | "EXAMINE" => {
+            c.sp()?;
+            let mailbox = mailbox(c)?;
+            // Select parameters (e.g. CONDSTORE) are not supported: refuse clearly.
+            if c.peek() == Some(b' ') {
+                return Err(ParseError::new(format!(
+                    "{name} parameters are not supported by this server"
+                )));
+            }
+            Command::Select {
+                mailbox,
+                read_only: name == "EXAMINE",
+            }
+        }
+        "CREATE" => {
+            c.sp()?;
+            let mailbox = mailbox(c)?;
+            if c.eat(b' ') {
+                // RFC 4466 create parameters: only USE (RFC 6154) is meaningful; accept and ignore others.
+                skip_parenthesized(c)?;
+            }
+            Command::Create(mailbox)
+        }
+        "DELETE" => {
+            c.sp()?;
+            Command::Delete(mailbox(c)?)
+        }
+        "RENAME" => {
+            c.sp()?;
+            let from = mailbox(c)?;
+            c.sp()?;
+            let to = mailbox(c)?;
+            Command::Rename { from, to }
+        }
+        "SUBSCRIBE" => {
+            c.sp()?;
+            Command::Subscribe(mailbox(c)?)
+        }
+        "UNSUBSCRIBE" => {
+            c.sp()?;
+            Command::Unsubscribe(mailbox(c)?)
+        }
+        "LIST" => list(c)?,
+        "LSUB" => {
+            c.sp()?;
+            let reference = mailbox(c)?;
+            c.sp()?;
+            let pattern = c.list_mailbox()?;
+            Command::Lsub { reference, pattern }
+        }
+        "STATUS" => {
+            c.sp()?;
+            let mailbox = mailbox(c)?;
+            c.sp()?;
+            Command::Status {
+                mailbox,
+                items: status_items(c)?,
+            }
+        }
+        "APPEND" => append(c)?,
+        "SEARCH" => search(c, false)?,
+        "FETCH" => fetch(c, false)?,
+        "STORE" => store(c, false)?,
+        "COPY" => copy(c, false, false)?,
+        "MOVE" => copy(c, false, true)?,
+        "UID" => {
+            c.sp()?;
+            let sub = c.atom()?.to_ascii_uppercase();
+            match sub.as_str() {
+                "SEARCH" => search(c, true)?,
+                "FETCH" => fetch(c, true)?,
+                "STORE" => store(c, true)?,
+                "COPY" => copy(c, true, false)?,
+                "MOVE" => copy(c, true, true)?,
+                "EXPUNGE" => {
+                    c.sp()?;
+                    Command::Expunge {
+                        uids: Some(c.sequence_set()?),
+                    }
+                }
+                _ => {
+                    return Err(ParseError::new(format!(
+                        "UID {sub} is not a command: use UID FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE"
+                    )));
+                }
+            }
+        }
+        "ID" => {
+            c.sp()?;
+            Command::Id(id_params(c)?)
+        }
+        _ => {
+            return Err(ParseError::new(format!("unknown command {name}")));
+        }
+    };
+    Ok(command)
+}
+
+fn skip_parenthesized(c: &mut Cursor) -> PResult<()> {
+    c.expect(b'(', "'('")?;
+    c.enter()?;
+    loop {
+        match c.peek() {
+            Some(b')') => {
+                c.eat(b')');
+                c.leave();
+                return Ok(());
+            }
+            Some(b'(') => skip_parenthesized(c)?,
+            Some(b' ') => {
+                c.eat(b' ');
+            }
+            Some(b'"') | Some(b'{') => {
+                c.string()?;
+            }
+            Some(b'\r') | Some(b'\n') | None => return Err(c.error("')'")),
+            _ => {
+                c.list_mailbox()
+                    .or_else(|_| c.flag().map(|f| f.into_bytes()))?;
+            }
+        }
+    }
+}
+
+fn status_items(c: &mut Cursor) -> PResult<Vec<StatusItem>> {
+    c.expect(b'(', "'(' opening the status items")?;
+    let mut items = Vec::new();
+    loop {
+        let item = c.atom()?.to_ascii_uppercase();
+        items.push(match item.as_str() {
+            "MESSAGES" => StatusItem::Messages,
+            "UIDNEXT" => StatusItem::UidNext,
+            "UIDVALIDITY" => StatusItem::UidValidity,
+            "UNSEEN" => StatusItem::Unseen,
+            "DELETED" => StatusItem::Deleted,
+            "SIZE" => StatusItem::Size,
+            "RECENT" => StatusItem::Recent,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            _ => return Err(ParseError::new(format!("unknown STATUS item {item}"))),
+        });
+        if c.eat(b')') {
+            return Ok(items);
+        }
+        c.sp()?;
+    }
+}
+
+fn list(c: &mut Cursor) -> PResult<Command> {
+    c.sp()?;
+    let mut select = ListSelect::default();
+    let mut extended = false;
+    if c.eat(b'(') {
+        extended = true;
+        if !c.eat(b')') {
+            loop {
+                let option = c.atom()?.to_ascii_uppercase();
+                match option.as_str() {
+                    "SUBSCRIBED" => select.subscribed = true,
+                    "RECURSIVEMATCH" => select.recursive_match = true,
+                    "SPECIAL-USE" => select.special_use = true,
+                    "REMOTE" => {}
+                    _ => {
+                        return Err(ParseError::new(format!(
+                            "unknown LIST selection option {option}"
+                        )));
+                    }
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+        if select.recursive_match && !(select.subscribed || select.special_use) {
+            return Err(ParseError::new(
+                "RECURSIVEMATCH needs another selection option (RFC 5258)",
+            ));
+        }
+        c.sp()?;
+    }
+    let reference = mailbox(c)?;
+    c.sp()?;
+    let mut patterns = Vec::new();
+    if c.eat(b'(') {
+        extended = true;
+        loop {
+            patterns.push(c.list_mailbox()?);
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    } else {
+        patterns.push(c.list_mailbox()?);
+    }
+    let mut ret = ListReturn::default();
+    if c.eat(b' ') {
+        if !c.eat_word("RETURN") {
+            return Err(c.error("RETURN"));
+        }
+        extended = true;
+        c.sp()?;
+        c.expect(b'(', "'(' opening the return options")?;
+        if !c.eat(b')') {
+            loop {
+                let option = c.atom()?.to_ascii_uppercase();
+                match option.as_str() {
+                    "SUBSCRIBED" => ret.subscribed = true,
+                    "CHILDREN" => ret.children = true,
+                    "SPECIAL-USE" => ret.special_use = true,
+                    "STATUS" => {
+                        c.sp()?;
+                        ret.status = Some(status_items(c)?);
+                    }
+                    _ => {
+                        return Err(ParseError::new(format!(
+                            "unknown LIST return option {option}"
+                        )));
+                    }
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+    }
+    Ok(Command::List {
+        reference,
+        patterns,
+        select,
+        ret,
+        extended,
+    })
+}
+
+fn append(c: &mut Cursor) -> PResult<Command> {
+    c.sp()?;
+    let mailbox = mailbox(c)?;
+    c.sp()?;
+    let mut flags = Vec::new();
+    let mut date = None;
+    if c.peek() == Some(b'(') {
+        flags = c.flag_list()?;
+        c.sp()?;
+    }
+    if c.peek() == Some(b'"') {
+        date = Some(c.date_time()?);
+        c.sp()?;
+    }
+    if !matches!(c.peek(), Some(b'{') | Some(b'~')) {
+        return Err(c.error("the message as a literal ({size})"));
+    }
+    let message = c.literal()?.to_vec();
+    if c.peek() == Some(b' ') {
+        return Err(ParseError::new(
+            "appending several messages at once (MULTIAPPEND) is not supported",
+        ));
+    }
+    Ok(Command::Append {
+        mailbox,
+        flags,
+        date,
+        message,
+    })
+}
+
+fn search(c: &mut Cursor, uid: bool) -> PResult<Command> {
+    c.sp()?;
+    let (ret, charset, key) = parse_search(c)?;
+    Ok(Command::Search {
+        uid,
+        ret,
+        charset,
+        key,
+    })
+}
+
+fn fetch(c: &mut Cursor, uid: bool) -> PResult<Command> {
+    c.sp()?;
+    let set = c.sequence_set()?;
+    c.sp()?;
+    let attrs = parse_fetch_attrs(c)?;
+    Ok(Command::Fetch { uid, set, attrs })
+}
+
+fn store(c: &mut Cursor, uid: bool) -> PResult<Command> {
+    c.sp()?;
+    let set = c.sequence_set()?;
+    c.sp()?;
+    let op = if c.eat(b'+') {
+        StoreOp::Add
+    } else if c.eat(b'-') {
+        StoreOp::Remove
+    } else {
+        StoreOp::Replace
+    };
+    let item = c.atom()?.to_ascii_uppercase();
+    let silent = match item.as_str() {
+        "FLAGS" => false,
+        "FLAGS.SILENT" => true,
+        _ => {
+            return Err(ParseError::new(format!(
+                "expected FLAGS or FLAGS.SILENT, found {item}"
+            )));
+        }
+    };
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        c.flag_list()?
+    } else {
+        let mut flags = vec![c.flag()?];
+        while c.eat(b' ') {
+            flags.push(c.flag()?);
+        }
+        flags
+    };
+    Ok(Command::Store {
+        uid,
+        set,
+        op,
+        silent,
+        flags,
+    })
+}
+
+fn copy(c: &mut Cursor, uid: bool, is_move: bool) -> PResult<Command> {
+    c.sp()?;
+    let set = c.sequence_set()?;
+    c.sp()?;
+    let mailbox = mailbox(c)?;
+    Ok(if is_move {
+        Command::Move { uid, set, mailbox }
+    } else {
+        Command::Copy { uid, set, mailbox }
+    })
+}
+
+fn nstring(c: &mut Cursor) -> PResult<Option<String>> {
+    if c.eat_word("NIL") {
+        return Ok(None);
+    }
+    let s = c.string()?;
+    Ok(Some(String::from_utf8_lossy(&s).into_owned()))
+}
+
+fn id_params(c: &mut Cursor) -> PResult<Vec<(String, Option<String>)>> {
+    if c.eat_word("NIL") {
+        return Ok(Vec::new());
+    }
+    c.expect(b'(', "'(' or NIL")?;
+    let mut params = Vec::new();
+    if c.eat(b')') {
+        return Ok(params);
+    }
+    loop {
+        let key = String::from_utf8_lossy(&c.string()?).into_owned();
+        c.sp()?;
+        let value = nstring(c)?;
+        params.push((key, value));
+        if params.len() > 30 {
+            return Err(ParseError::new("ID takes at most 30 field-value pairs"));
+        }
+        if c.eat(b')') {
+            return Ok(params);
+        }
+        c.sp()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::SeqBound;
+
+    fn parse(line: &str) -> Command {
+        parse_request(line.as_bytes()).unwrap().command
+    }
+
+    fn bad(line: &str) -> String {
+        parse_request(line.as_bytes()).unwrap_err().1.0
+    }
+
+    #[test]
+    fn rfc_9051_examples() {
+        assert_eq!(parse("a002 NOOP\r\n"), Command::Noop);
+        assert_eq!(
+            parse("a001 LOGIN SMITH SESAME\r\n"),
+            Command::Login {
+                user: "SMITH".into(),
+                password: "SESAME".into()
+            }
+        );
+        assert_eq!(
+            parse("A142 SELECT INBOX\r\n"),
+            Command::Select {
+                mailbox: b"INBOX".to_vec(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            parse("A003 CREATE owatagusiam/\r\n"),
+            Command::Create(b"owatagusiam/".to_vec())
+        );
+        assert_eq!(
+            parse("A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n"),
+            Command::Status {
+                mailbox: b"blurdybloop".to_vec(),
+                items: vec![StatusItem::UidNext, StatusItem::Messages]
+            }
+        );
+        assert_eq!(
+            parse("A003 STORE 2:4 +FLAGS (\\Deleted)\r\n"),
+            Command::Store {
+                uid: false,
+                set: SequenceSet::Ranges(vec![(SeqBound::Num(2), SeqBound::Num(4))]),
+                op: StoreOp::Add,
+                silent: false,
+                flags: vec!["\\Deleted".into()]
+            }
+        );
+        assert_eq!(
+            parse("A003 COPY 2:4 MEETING\r\n"),
+            Command::Copy {
+                uid: false,
+                set: SequenceSet::Ranges(vec![(SeqBound::Num(2), SeqBound::Num(4))]),
+                mailbox: b"MEETING".to_vec()
+            }
+        );
+        assert_eq!(
+            parse("A999 UID FETCH 4827313:4828442 FLAGS\r\n"),
+            Command::Fetch {
+                uid: true,
+                set: SequenceSet::Ranges(vec![(SeqBound::Num(4827313), SeqBound::Num(4828442))]),
+                attrs: vec![FetchAttr::Flags]
+            }
+        );
+        // RFC 9051 §6.3.12 APPEND with a synchronizing literal.
+        let append = "A003 APPEND saved-messages (\\Seen) {14}\r\nHello Joe!\r\n\r\n";
+        match parse(append) {
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                assert_eq!(mailbox, b"saved-messages");
+                assert_eq!(flags, vec!["\\Seen".to_string()]);
+                assert_eq!(date, None);
+                assert_eq!(message, b"Hello Joe!\r\n\r\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        // RFC 5258 extended LIST.
+        match parse(
+            "A02 LIST (SUBSCRIBED) \"\" (\"*\" \"%\") RETURN (CHILDREN STATUS (MESSAGES))\r\n",
+        ) {
+            Command::List {
+                patterns,
+                select,
+                ret,
+                extended,
+                ..
+            } => {
+                assert!(extended && select.subscribed && ret.children);
+                assert_eq!(patterns, vec![b"*".to_vec(), b"%".to_vec()]);
+                assert_eq!(ret.status, Some(vec![StatusItem::Messages]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse("a ID (\"name\" \"sodr\" \"version\" NIL)\r\n"),
+            Command::Id(vec![
+                ("name".into(), Some("sodr".into())),
+                ("version".into(), None)
+            ])
+        );
+        assert_eq!(
+            parse("a AUTHENTICATE PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\n"),
+            Command::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial: Some("dGVzdAB0ZXN0AHRlc3Q=".into())
+            }
+        );
+        assert!(matches!(
+            parse("a UID EXPUNGE 3000:3002\r\n"),
+            Command::Expunge { uids: Some(_) }
+        ));
+        assert!(matches!(
+            parse("a APPEND x {3+}\r\nabc\r\n"),
+            Command::Append { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        assert!(bad("a FROB\r\n").contains("unknown command FROB"));
+        assert!(bad("a FETCH 0 FLAGS\r\n").contains("start at 1"));
+        assert!(bad("a FETCH *:x FLAGS\r\n").contains("sequence set"));
+        assert!(bad("a LOGIN \"joe\r\n").contains("unterminated"));
+        assert!(bad("a SELECT\r\n").contains("expected a space"));
+        assert!(bad("a NOOP extra\r\n").contains("end of the command"));
+        assert_eq!(parse_request(b"+ NOOP\r\n").unwrap_err().0, None);
+        // Reversed ranges are valid.
+        assert!(parse_request(b"a FETCH 5:2 FLAGS\r\n").is_ok());
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let alphabet = b"aA01 ()[]<>{}*%\\\"+-.:,$~\r\nFETCHSEARCHUIDBODY";
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 60) as usize;
+            let mut line = b"t ".to_vec();
+            let mut s = seed;
+            for _ in 0..len {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                line.push(alphabet[(s >> 33) as usize % alphabet.len()]);
+            }
+            line.extend_from_slice(b"\r\n");
+            let _ = parse_request(&line);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut line = String::from("a SEARCH ");
+        line.push_str(&"(".repeat(100));
+        line.push_str("ALL");
+        line.push_str(&")".repeat(100));
+        line.push_str("\r\n");
+        assert!(bad(&line).contains("nested"));
+    }
+}

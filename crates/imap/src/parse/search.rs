@@ -1,0 +1,224 @@
+//! SEARCH keys (RFC 9051 §6.4.4) and ESEARCH return options (RFC 4731, 5182).
+
+use super::{Cursor, PResult, ParseError};
+use crate::sequence::SequenceSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+/// A search key. Dates are days since 1970-01-01.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    Seq(SequenceSet),
+    Uid(SequenceSet),
+    Flag(&'static str, bool),
+    Keyword(String, bool),
+    New,
+    Old,
+    Recent,
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Larger(u64),
+    Smaller(u64),
+}
+
+type Parsed = (Option<Vec<SearchReturn>>, Option<String>, SearchKey);
+
+/// `[RETURN (...)] [CHARSET x] key *(SP key)`.
+pub(crate) fn parse_search(c: &mut Cursor) -> PResult<Parsed> {
+    let mut ret = None;
+    if c.eat_word("RETURN ") {
+        c.expect(b'(', "'(' opening the return options")?;
+        let mut options = Vec::new();
+        if !c.eat(b')') {
+            loop {
+                let option = c.atom()?.to_ascii_uppercase();
+                options.push(match option.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => {
+                        return Err(ParseError::new(format!(
+                            "unknown SEARCH return option {option}"
+                        )));
+                    }
+                });
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+            }
+        }
+        ret = Some(options);
+        c.sp()?;
+    }
+    let mut charset = None;
+    if c.eat_word("CHARSET ") {
+        charset = Some(String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase());
+        c.sp()?;
+    }
+    let mut keys = vec![key(c)?];
+    while c.eat(b' ') {
+        keys.push(key(c)?);
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok((ret, charset, key))
+}
+
+fn string(c: &mut Cursor) -> PResult<String> {
+    c.sp()?;
+    Ok(String::from_utf8_lossy(&c.astring()?).into_owned())
+}
+
+fn key(c: &mut Cursor) -> PResult<SearchKey> {
+    if c.eat(b'(') {
+        c.enter()?;
+        let mut keys = vec![key(c)?];
+        while c.eat(b' ') {
+            keys.push(key(c)?);
+        }
+        c.expect(b')', "')' closing the search key list")?;
+        c.leave();
+        return Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        });
+    }
+    if matches!(c.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
+        return Ok(SearchKey::Seq(c.sequence_set()?));
+    }
+    let word = c.atom()?.to_ascii_uppercase();
+    let header = |c: &mut Cursor, name: &str| Ok(SearchKey::Header(name.into(), string(c)?));
+    let date = |c: &mut Cursor| {
+        c.sp()?;
+        c.date()
+    };
+    Ok(match word.as_str() {
+        "ALL" => SearchKey::All,
+        "ANSWERED" => SearchKey::Flag("\\Answered", true),
+        "DELETED" => SearchKey::Flag("\\Deleted", true),
+        "DRAFT" => SearchKey::Flag("\\Draft", true),
+        "FLAGGED" => SearchKey::Flag("\\Flagged", true),
+        "SEEN" => SearchKey::Flag("\\Seen", true),
+        "UNANSWERED" => SearchKey::Flag("\\Answered", false),
+        "UNDELETED" => SearchKey::Flag("\\Deleted", false),
+        "UNDRAFT" => SearchKey::Flag("\\Draft", false),
+        "UNFLAGGED" => SearchKey::Flag("\\Flagged", false),
+        "UNSEEN" => SearchKey::Flag("\\Seen", false),
+        "KEYWORD" => {
+            c.sp()?;
+            SearchKey::Keyword(c.flag()?, true)
+        }
+        "UNKEYWORD" => {
+            c.sp()?;
+            SearchKey::Keyword(c.flag()?, false)
+        }
+        "NEW" => SearchKey::New,
+        "OLD" => SearchKey::Old,
+        "RECENT" => SearchKey::Recent,
+        "BCC" => header(c, "Bcc")?,
+        "CC" => header(c, "Cc")?,
+        "FROM" => header(c, "From")?,
+        "TO" => header(c, "To")?,
+        "SUBJECT" => header(c, "Subject")?,
+        "HEADER" => {
+            let name = string(c)?;
+            SearchKey::Header(name, string(c)?)
+        }
+        "BODY" => SearchKey::Body(string(c)?),
+        "TEXT" => SearchKey::Text(string(c)?),
+        "BEFORE" => SearchKey::Before(date(c)?),
+        "ON" => SearchKey::On(date(c)?),
+        "SINCE" => SearchKey::Since(date(c)?),
+        "SENTBEFORE" => SearchKey::SentBefore(date(c)?),
+        "SENTON" => SearchKey::SentOn(date(c)?),
+        "SENTSINCE" => SearchKey::SentSince(date(c)?),
+        "LARGER" => {
+            c.sp()?;
+            SearchKey::Larger(c.number64()?)
+        }
+        "SMALLER" => {
+            c.sp()?;
+            SearchKey::Smaller(c.number64()?)
+        }
+        "UID" => {
+            c.sp()?;
+            SearchKey::Uid(c.sequence_set()?)
+        }
+        "NOT" => {
+            c.sp()?;
+            c.enter()?;
+            let inner = key(c)?;
+            c.leave();
+            SearchKey::Not(Box::new(inner))
+        }
+        "OR" => {
+            c.sp()?;
+            c.enter()?;
+            let a = key(c)?;
+            c.sp()?;
+            let b = key(c)?;
+            c.leave();
+            SearchKey::Or(Box::new(a), Box::new(b))
+        }
+        _ => return Err(ParseError::new(format!("unknown search key {word}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(s: &str) -> Parsed {
+        parse_search(&mut Cursor::new(s.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn rfc_examples() {
+        // RFC 9051 §6.4.4
+        let (_, _, key) = search("FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"");
+        match key {
+            SearchKey::And(keys) => {
+                assert_eq!(keys.len(), 3);
+                assert_eq!(keys[0], SearchKey::Flag("\\Flagged", true));
+                assert!(matches!(keys[2], SearchKey::Not(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_, charset, key) = search("CHARSET UTF-8 TEXT {4}\r\nXXXX");
+        assert_eq!(charset.as_deref(), Some("UTF-8"));
+        assert_eq!(key, SearchKey::Text("XXXX".into()));
+        let (ret, _, _) = search("RETURN (MIN COUNT) UNSEEN");
+        assert_eq!(ret, Some(vec![SearchReturn::Min, SearchReturn::Count]));
+        let (_, _, key) = search("OR (SEEN DRAFT) 1:3");
+        assert!(matches!(key, SearchKey::Or(_, _)));
+        let (_, _, key) = search("$");
+        assert_eq!(key, SearchKey::Seq(SequenceSet::Saved));
+        assert!(parse_search(&mut Cursor::new(b"FROBNICATE")).is_err());
+        assert!(parse_search(&mut Cursor::new(b"SINCE 31-Foo-2020")).is_err());
+    }
+}

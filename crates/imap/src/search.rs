@@ -1,0 +1,309 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH results (RFC 4731)
+//! and SEARCHRES (RFC 5182). Flags, sizes and dates come from the session's
+//! view; header and text keys read the search text the store kept at delivery.
+
+use crate::parse::{SearchKey, SearchReturn};
+use crate::selected::Selected;
+use crate::sequence::compact;
+use crate::session::{Done, Session};
+use mail_parser::MessageParser;
+use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, Uid};
+
+/// What a key needs besides the session's view.
+#[derive(Default)]
+struct Loaded {
+    header: Option<String>,
+    body: Option<String>,
+}
+
+fn needs_text(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Header(..)
+        | SearchKey::Body(_)
+        | SearchKey::Text(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        SearchKey::And(keys) => keys.iter().any(needs_text),
+        SearchKey::Or(a, b) => needs_text(a) || needs_text(b),
+        SearchKey::Not(k) => needs_text(k),
+        _ => false,
+    }
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// Values of one header field in a header block: raw (unfolded) and decoded.
+fn header_values(header: &str, name: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut current: Option<String> = None;
+    for line in header.split_inclusive('\n') {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = current.as_mut() {
+                v.push_str(line.trim_end_matches(['\r', '\n']));
+            }
+            continue;
+        }
+        if let Some(v) = current.take() {
+            values.push(v);
+        }
+        if let Some((field, value)) = line.split_once(':')
+            && field.trim().eq_ignore_ascii_case(name)
+        {
+            current = Some(value.trim_end_matches(['\r', '\n']).to_string());
+        }
+    }
+    if let Some(v) = current {
+        values.push(v);
+    }
+    let decoded: Vec<String> = values
+        .iter()
+        .filter(|v| v.contains("=?"))
+        .filter_map(|v| {
+            let text = format!("Subject:{v}\r\n\r\n");
+            MessageParser::default()
+                .parse_headers(text.as_bytes())
+                .and_then(|m| m.subject().map(str::to_string))
+        })
+        .collect();
+    values.extend(decoded);
+    values
+}
+
+/// Days since 1970-01-01 of the message's Date: header.
+fn sent_day(header: &str) -> Option<i64> {
+    let value = header_values(header, "Date").into_iter().next()?;
+    let date = mail_parser::DateTime::parse_rfc822(value.trim())?;
+    // RFC 9051 §6.4.4: the date as written, time and zone disregarded.
+    Some(crate::parse::days_from_civil(
+        date.year as i64,
+        date.month as u32,
+        date.day as u32,
+    ))
+}
+
+struct Context<'a> {
+    selected: &'a Selected,
+    rev2: bool,
+}
+
+impl Context<'_> {
+    fn matches(&self, key: &SearchKey, seq: u32, m: &MessageEntry, loaded: &Loaded) -> bool {
+        let header = loaded.header.as_deref().unwrap_or_default();
+        let body = loaded.body.as_deref().unwrap_or_default();
+        let day = m.internal_date.div_euclid(86400);
+        let exists = self.selected.exists();
+        match key {
+            SearchKey::All => true,
+            SearchKey::And(keys) => keys.iter().all(|k| self.matches(k, seq, m, loaded)),
+            SearchKey::Or(a, b) => {
+                self.matches(a, seq, m, loaded) || self.matches(b, seq, m, loaded)
+            }
+            SearchKey::Not(k) => !self.matches(k, seq, m, loaded),
+            SearchKey::Seq(set) => match set {
+                crate::sequence::SequenceSet::Saved => self.selected.saved.contains(&m.uid),
+                set => set.contains(seq, exists),
+            },
+            SearchKey::Uid(set) => match set {
+                crate::sequence::SequenceSet::Saved => self.selected.saved.contains(&m.uid),
+                set => set.contains(m.uid.0, self.selected.largest_uid()),
+            },
+            SearchKey::Flag(name, wanted) => {
+                SystemFlag::from_imap(name).is_some_and(|f| m.flags.contains(f)) == *wanted
+            }
+            SearchKey::Keyword(k, wanted) => {
+                let has = match SystemFlag::from_imap(k) {
+                    Some(f) => m.flags.contains(f),
+                    None => m.flags.has_keyword(k),
+                };
+                has == *wanted
+            }
+            SearchKey::Recent => !self.rev2 && self.selected.is_recent(m.uid),
+            SearchKey::New => {
+                !self.rev2 && self.selected.is_recent(m.uid) && !m.flags.contains(SystemFlag::Seen)
+            }
+            SearchKey::Old => self.rev2 || !self.selected.is_recent(m.uid),
+            SearchKey::Header(name, value) => header_values(header, name)
+                .iter()
+                .any(|v| contains_ci(v, value)),
+            SearchKey::Body(text) => contains_ci(body, text),
+            SearchKey::Text(text) => contains_ci(header, text) || contains_ci(body, text),
+            SearchKey::Before(d) => day < *d,
+            SearchKey::On(d) => day == *d,
+            SearchKey::Since(d) => day >= *d,
+            SearchKey::SentBefore(d) => sent_day(header).is_some_and(|s| s < *d),
+            SearchKey::SentOn(d) => sent_day(header).is_some_and(|s| s == *d),
+            SearchKey::SentSince(d) => sent_day(header).is_some_and(|s| s >= *d),
+            SearchKey::Larger(n) => m.size > *n,
+            SearchKey::Smaller(n) => m.size < *n,
+        }
+    }
+}
+
+async fn run_search(
+    store: &Store,
+    selected: &Selected,
+    key: &SearchKey,
+    rev2: bool,
+) -> Result<Vec<(u32, Uid)>> {
+    let context = Context { selected, rev2 };
+    let text = needs_text(key);
+    let mut hits = Vec::new();
+    for (i, m) in selected.messages.iter().enumerate() {
+        if selected.gone.contains(&m.uid) {
+            continue;
+        }
+        let loaded = if text {
+            let (header, body) = store.message_search_text(m.message).await?;
+            Loaded {
+                header: Some(header),
+                body: Some(body),
+            }
+        } else {
+            Loaded::default()
+        };
+        if context.matches(key, i as u32 + 1, m, &loaded) {
+            hits.push((i as u32 + 1, m.uid));
+        }
+    }
+    Ok(hits)
+}
+
+impl Session<'_> {
+    pub(crate) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<&[SearchReturn]>,
+        charset: Option<&str>,
+        key: &SearchKey,
+    ) -> Result<Done> {
+        if let Some(charset) = charset
+            && !matches!(charset, "UTF-8" | "US-ASCII")
+        {
+            return Ok(Done::No(format!(
+                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
+            )));
+        }
+        let store = self.server.store.clone();
+        let rev2 = self.rev2;
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::Bad("No mailbox selected".into()));
+        };
+        let hits = run_search(&store, selected, key, rev2).await?;
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|(seq, u)| if uid { u.0 } else { *seq })
+            .collect();
+        // IMAP4rev2 has only ESEARCH; IMAP4rev1 gets ESEARCH when it asked with RETURN.
+        let ret: Option<Vec<SearchReturn>> = match ret {
+            Some([]) => Some(vec![SearchReturn::All]),
+            Some(options) => Some(options.to_vec()),
+            None if rev2 => Some(vec![SearchReturn::All]),
+            None => None,
+        };
+        let Some(options) = ret else {
+            let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
+            let line = if list.is_empty() {
+                "* SEARCH\r\n".to_string()
+            } else {
+                format!("* SEARCH {}\r\n", list.join(" "))
+            };
+            self.conn.write(line.as_bytes());
+            return Ok(Done::Ok(format!(
+                "{}SEARCH completed",
+                if uid { "UID " } else { "" }
+            )));
+        };
+        if options.contains(&SearchReturn::Save) {
+            // RFC 5182: with MIN or MAX only, only those are saved.
+            let only_min_max = options
+                .iter()
+                .any(|o| matches!(o, SearchReturn::Min | SearchReturn::Max))
+                && !options
+                    .iter()
+                    .any(|o| matches!(o, SearchReturn::All | SearchReturn::Count));
+            selected.saved = if only_min_max {
+                let mut saved = Vec::new();
+                if options.contains(&SearchReturn::Min)
+                    && let Some(first) = hits.first()
+                {
+                    saved.push(first.1);
+                }
+                if options.contains(&SearchReturn::Max)
+                    && let Some(last) = hits.last()
+                    && !saved.contains(&last.1)
+                {
+                    saved.push(last.1);
+                }
+                saved
+            } else {
+                hits.iter().map(|(_, u)| *u).collect()
+            };
+        }
+        let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+        if uid {
+            line.push_str(" UID");
+        }
+        let only_save = options.iter().all(|o| *o == SearchReturn::Save);
+        if !only_save {
+            for option in &options {
+                match option {
+                    SearchReturn::Min => {
+                        if let Some(min) = numbers.iter().min() {
+                            line.push_str(&format!(" MIN {min}"));
+                        }
+                    }
+                    SearchReturn::Max => {
+                        if let Some(max) = numbers.iter().max() {
+                            line.push_str(&format!(" MAX {max}"));
+                        }
+                    }
+                    SearchReturn::All => {
+                        if !numbers.is_empty() {
+                            line.push_str(&format!(" ALL {}", compact(&numbers)));
+                        }
+                    }
+                    SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+                    SearchReturn::Save => {}
+                }
+            }
+        }
+        if !only_save {
+            line.push_str("\r\n");
+            self.conn.write(line.as_bytes());
+        }
+        Ok(Done::Ok(format!(
+            "{}SEARCH completed",
+            if uid { "UID " } else { "" }
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_unfold_and_decode() {
+        let header = "Subject: =?UTF-8?Q?Caf=C3=A9?=\r\n  menu\r\nFrom: Ann <a@b>\r\n\r\n";
+        let subject = header_values(header, "subject");
+        assert!(subject.iter().any(|v| v.contains("Café")), "{subject:?}");
+        assert!(header_values(header, "FROM")[0].contains("a@b"));
+        assert!(header_values(header, "To").is_empty());
+    }
+
+    #[test]
+    fn sent_date() {
+        let header = "Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n";
+        assert_eq!(
+            sent_day(header),
+            Some(crate::parse::days_from_civil(1994, 2, 7))
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The selected mailbox as this session sees it: message sequence numbers,
+//! flags as last reported, and the changes by others not yet reported.
+//! SELECT, EXAMINE, CLOSE, UNSELECT and EXPUNGE live here.
+
+use crate::encode;
+use crate::sequence::{SequenceSet, compact};
+use crate::session::{Done, Session};
+use pillarbox_store::{Mailbox, MessageEntry, ModSeq, Result, Store, SystemFlag, Uid, UidRange};
+use std::collections::BTreeSet;
+
+pub(crate) struct Selected {
+    pub mailbox: Mailbox,
+    pub read_only: bool,
+    /// In sequence-number order (ascending UID).
+    pub messages: Vec<MessageEntry>,
+    /// The mailbox's MODSEQ this view reflects.
+    pub modseq: ModSeq,
+    /// Expunged in the store, still numbered here until an EXPUNGE response
+    /// may be sent (not during FETCH, STORE, SEARCH: RFC 9051 §7.5.1).
+    pub gone: BTreeSet<Uid>,
+    /// Messages with a UID at or above this arrived during this session (`\Recent`).
+    pub first_recent: Uid,
+    /// The last `SEARCH RETURN (SAVE)` result (RFC 5182), as UIDs.
+    pub saved: Vec<Uid>,
+    /// The message count the client was last told (EXISTS minus EXPUNGEs since).
+    pub told_exists: u32,
+}
+
+impl Selected {
+    pub async fn open(store: &Store, mailbox: Mailbox, read_only: bool) -> Result<Selected> {
+        // Read the MODSEQ first: anything committed after it is found again by refresh.
+        let current = store.mailbox_by_id(mailbox.id).await?;
+        let messages = store.messages(mailbox.id, UidRange::all()).await?;
+        Ok(Selected {
+            first_recent: current.uid_next,
+            modseq: current.highest_modseq,
+            mailbox: current,
+            read_only,
+            told_exists: messages.len() as u32,
+            gone: BTreeSet::new(),
+            saved: Vec::new(),
+            messages,
+        })
+    }
+
+    pub fn exists(&self) -> u32 {
+        self.messages.len() as u32
+    }
+
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        uid >= self.first_recent
+    }
+
+    pub fn recent_count(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| self.is_recent(m.uid))
+            .count()
+    }
+
+    pub fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i as u32 + 1)
+    }
+
+    pub fn largest_uid(&self) -> u32 {
+        self.messages.last().map(|m| m.uid.0).unwrap_or(0)
+    }
+
+    /// Indexes into `messages` named by a set, ascending. With `uid`, numbers
+    /// are UIDs (absent ones are skipped; `*` is the largest UID); without,
+    /// sequence numbers, which must exist.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Done> {
+        if let SequenceSet::Saved = set {
+            return Ok(self
+                .saved
+                .iter()
+                .filter_map(|u| self.messages.binary_search_by_key(u, |m| m.uid).ok())
+                .collect());
+        }
+        let mut out = BTreeSet::new();
+        if uid {
+            // `*` in a UID set is the largest UID, or when empty nothing matches but
+            // `n:*` still means n..=largest (RFC 9051 §6.4.8: "*" with no messages).
+            let largest = self.largest_uid();
+            for (low, high) in set.resolve(largest) {
+                let start = self.messages.partition_point(|m| m.uid.0 < low);
+                for (i, m) in self.messages[start..].iter().enumerate() {
+                    if m.uid.0 > high {
+                        break;
+                    }
+                    out.insert(start + i);
+                }
+            }
+        } else {
+            let exists = self.exists();
+            for (low, high) in set.resolve(exists) {
+                if exists == 0 || high > exists || low == 0 {
+                    return Err(Done::Bad(format!(
+                        "Invalid message sequence number: the mailbox has {exists} messages"
+                    )));
+                }
+                for n in low..=high {
+                    out.insert(n as usize - 1);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Brings the view up to date and writes untagged responses: flag changes,
+    /// then expunges (when allowed), then the new EXISTS.
+    pub async fn refresh(
+        &mut self,
+        store: &Store,
+        allow_expunge: bool,
+        rev2: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let current = store.mailbox_by_id(self.mailbox.id).await?;
+        if current.highest_modseq != self.modseq {
+            let changes = store.changes_since(self.mailbox.id, self.modseq).await?;
+            for uid in changes.expunged {
+                if self.seq_of(uid).is_some() {
+                    self.gone.insert(uid);
+                }
+            }
+            let largest = self.largest_uid();
+            let mut added = false;
+            for entry in changes.changed {
+                if entry.uid.0 > largest {
+                    self.messages.push(entry);
+                    added = true;
+                    continue;
+                }
+                let Some(seq) = self.seq_of(entry.uid) else {
+                    continue;
+                };
+                if self.gone.contains(&entry.uid) {
+                    continue;
+                }
+                let known = &mut self.messages[seq as usize - 1];
+                if known.flags != entry.flags {
+                    known.flags = entry.flags.clone();
+                    known.modseq = entry.modseq;
+                    let recent = !rev2 && entry.uid >= self.first_recent;
+                    out.extend_from_slice(
+                        format!("* {seq} FETCH (UID {} FLAGS ", entry.uid).as_bytes(),
+                    );
+                    encode::flags(out, &entry.flags, recent);
+                    out.extend_from_slice(b")\r\n");
+                }
+            }
+            self.modseq = changes.highest_modseq.max(current.highest_modseq);
+            if added {
+                self.messages.sort_by_key(|m| m.uid);
+                self.messages.dedup_by_key(|m| m.uid);
+            }
+        }
+        if allow_expunge && !self.gone.is_empty() {
+            let gone = std::mem::take(&mut self.gone);
+            for uid in gone.iter().rev() {
+                if let Some(seq) = self.seq_of(*uid) {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    self.messages.remove(seq as usize - 1);
+                    self.told_exists = self.told_exists.saturating_sub(1);
+                }
+            }
+            self.saved.retain(|u| !gone.contains(u));
+        }
+        self.mailbox.uid_next = current.uid_next;
+        if self.exists() != self.told_exists {
+            self.told_exists = self.exists();
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.told_exists).as_bytes());
+            if !rev2 {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Session<'_> {
+    pub(crate) async fn select(&mut self, raw: &[u8], read_only: bool) -> Result<Done> {
+        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
+        self.selected = None;
+        let account = self.account_id();
+        let name = match self.mailbox_name(raw) {
+            Ok(name) => name,
+            Err(done) => return Ok(done),
+        };
+        let Some(mailbox) = self.server.store.mailbox(account, &name).await? else {
+            return Ok(Done::No(format!(
+                "[NONEXISTENT] Mailbox {name:?} does not exist"
+            )));
+        };
+        let selected = Selected::open(&self.server.store, mailbox, read_only).await?;
+        let mut keywords: BTreeSet<String> = BTreeSet::new();
+        for m in &selected.messages {
+            keywords.extend(m.flags.keywords().iter().cloned());
+        }
+        let mut flags = encode::system_flag_list();
+        for k in &keywords {
+            flags.push(' ');
+            flags.push_str(k);
+        }
+        self.untagged(&format!("{} EXISTS", selected.exists()));
+        if !self.rev2 {
+            self.untagged("0 RECENT");
+            if let Some(i) = selected
+                .messages
+                .iter()
+                .position(|m| !m.flags.contains(SystemFlag::Seen))
+            {
+                self.untagged(&format!("OK [UNSEEN {}] First unseen message", i + 1));
+            }
+        }
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            selected.mailbox.uid_validity
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] Predicted next UID",
+            selected.mailbox.uid_next
+        ));
+        self.untagged(&format!("FLAGS ({flags})"));
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            self.untagged(&format!(
+                "OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"
+            ));
+        }
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox name as a LIST response.
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            encode::mailbox(&mut line, &selected.mailbox.name, true);
+            line.extend_from_slice(b"\r\n");
+            self.conn.write(&line);
+        }
+        let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        let verb = if read_only { "EXAMINE" } else { "SELECT" };
+        self.selected = Some(selected);
+        Ok(Done::Ok(format!("[{code}] {verb} completed")))
+    }
+
+    pub(crate) fn account_id(&self) -> pillarbox_store::AccountId {
+        self.account.as_ref().map(|a| a.id).unwrap_or_default()
+    }
+
+    /// CLOSE (`expunge` = true: silently remove `\Deleted` messages) or UNSELECT.
+    pub(crate) async fn close(&mut self, expunge: bool) -> Result<Done> {
+        let Some(selected) = self.selected.take() else {
+            return Ok(Done::Bad("No mailbox selected".into()));
+        };
+        if expunge && !selected.read_only {
+            let current = self
+                .server
+                .store
+                .messages(selected.mailbox.id, UidRange::all())
+                .await?;
+            let uids: Vec<Uid> = current
+                .iter()
+                .filter(|m| m.flags.contains(SystemFlag::Deleted))
+                .map(|m| m.uid)
+                .collect();
+            if !uids.is_empty() {
+                self.server
+                    .store
+                    .expunge(selected.mailbox.id, &uids)
+                    .await?;
+            }
+        }
+        Ok(Done::Ok(format!(
+            "{} completed",
+            if expunge { "CLOSE" } else { "UNSELECT" }
+        )))
+    }
+
+    /// EXPUNGE, or UID EXPUNGE with a set (RFC 4315).
+    pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>) -> Result<Done> {
+        let store = self.server.store.clone();
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::Bad("No mailbox selected".into()));
+        };
+        if selected.read_only {
+            return Ok(Done::No(
+                "[READ-ONLY] Mailbox was opened with EXAMINE: SELECT it to expunge".into(),
+            ));
+        }
+        // Flags as the store has them now, not as last reported.
+        let current = store.messages(selected.mailbox.id, UidRange::all()).await?;
+        let allowed: Option<BTreeSet<usize>> = match uids {
+            Some(set) => match selected.resolve(set, true) {
+                Ok(indexes) => Some(indexes.into_iter().collect()),
+                Err(done) => return Ok(done),
+            },
+            None => None,
+        };
+        let allowed_uids: Option<BTreeSet<Uid>> = allowed.map(|indexes| {
+            indexes
+                .into_iter()
+                .map(|i| selected.messages[i].uid)
+                .collect()
+        });
+        let targets: Vec<Uid> = current
+            .iter()
+            .filter(|m| m.flags.contains(SystemFlag::Deleted))
+            .filter(|m| allowed_uids.as_ref().is_none_or(|a| a.contains(&m.uid)))
+            .map(|m| m.uid)
+            .collect();
+        if !targets.is_empty() {
+            store.expunge(selected.mailbox.id, &targets).await?;
+        }
+        tracing::debug!(uids = %compact(&targets.iter().map(|u| u.0).collect::<Vec<_>>()), "expunged");
+        Ok(Done::Ok(format!(
+            "{}EXPUNGE completed",
+            if uids.is_some() { "UID " } else { "" }
+        )))
+    }
+}

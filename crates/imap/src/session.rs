@@ -1,0 +1,492 @@
+//! One IMAP session: the command loop, states (RFC 9051 §3), capabilities,
+//! login, and the mapping of store errors to response codes.
+
+use crate::Server;
+use crate::framing::{self, Frame};
+use crate::mutf7;
+use crate::parse::{Command, Request, parse_request};
+use crate::selected::Selected;
+use base64::Engine;
+use pillarbox_directory::{Account, AuthError, Protocol};
+use pillarbox_net::{Connection, ReadError};
+use pillarbox_store::StoreError;
+
+/// How a command ended: the tagged status and its text (which may start
+/// with a response code), or nothing more to send.
+pub(crate) enum Done {
+    Ok(String),
+    No(String),
+    Bad(String),
+    /// The command wrote its own tagged answer (STARTTLS).
+    Sent,
+    /// LOGOUT: `* BYE` and the tagged OK, then the session ends.
+    Logout,
+    /// The session ends with nothing more to send (timeout, broken connection).
+    Close,
+}
+
+pub(crate) struct Session<'a> {
+    pub server: &'a Server,
+    pub conn: Connection,
+    pub account: Option<Account>,
+    /// `ENABLE IMAP4rev2` was given: RFC 9051 behaviour.
+    pub rev2: bool,
+    pub selected: Option<Selected>,
+}
+
+/// Runs a session to its end.
+pub async fn run(server: &Server, conn: Connection) {
+    let mut session = Session {
+        server,
+        conn,
+        account: None,
+        rev2: false,
+        selected: None,
+    };
+    let greeting = format!(
+        "* OK [CAPABILITY {}] {} Pillarbox IMAP ready\r\n",
+        session.capabilities(),
+        server.hostname
+    );
+    if session.conn.send(greeting.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        let frame = match framing::read_command(&mut session.conn, server.config.append_limit).await
+        {
+            Ok(frame) => frame,
+            Err(ReadError::Timeout(_)) => {
+                session
+                    .conn
+                    .write(b"* BYE Autologout: idle for too long, log in again\r\n");
+                break;
+            }
+            Err(ReadError::Shutdown) => {
+                session
+                    .conn
+                    .write(b"* BYE [UNAVAILABLE] Server shutting down, reconnect shortly\r\n");
+                break;
+            }
+            Err(_) => break,
+        };
+        let flow = match frame {
+            Frame::Command(bytes) => session.command(&bytes).await,
+            Frame::LineTooLong => {
+                session.conn.write(
+                    format!(
+                        "* BAD [TOOBIG] Command line longer than {} octets\r\n",
+                        framing::MAX_LINE
+                    )
+                    .as_bytes(),
+                );
+                true
+            }
+            Frame::LiteralTooBig {
+                tag,
+                size,
+                limit,
+                append,
+            } => {
+                let tag = tag.unwrap_or_else(|| "*".into());
+                let text = if append {
+                    format!(
+                        "{tag} NO [TOOBIG] Message of {size} octets is larger than the APPENDLIMIT of {limit} octets\r\n"
+                    )
+                } else {
+                    format!(
+                        "{tag} BAD [TOOBIG] Literal of {size} octets is larger than {limit} octets\r\n"
+                    )
+                };
+                session.conn.write(text.as_bytes());
+                true
+            }
+            Frame::TooManyLiterals { tag } => {
+                let tag = tag.unwrap_or_else(|| "*".into());
+                session
+                    .conn
+                    .write(format!("{tag} BAD Too many literals in one command\r\n").as_bytes());
+                true
+            }
+        };
+        if !flow {
+            break;
+        }
+        if !session.conn.has_buffered_input() && session.conn.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = session.conn.flush().await;
+    session.conn.close().await;
+}
+
+impl Session<'_> {
+    /// Runs one command; false when the session ends.
+    async fn command(&mut self, bytes: &[u8]) -> bool {
+        let request = match parse_request(bytes) {
+            Ok(request) => request,
+            Err((tag, error)) => {
+                let tag = tag.unwrap_or_else(|| "*".into());
+                self.conn
+                    .write(format!("{tag} BAD {}\r\n", error.0).as_bytes());
+                return true;
+            }
+        };
+        let Request { tag, command } = request;
+        tracing::debug!(command = command.name(), "command");
+        let done = self.execute(&tag, &command).await;
+        if self.selected.is_some() && sends_updates(&command) {
+            let allow_expunge = !matches!(
+                command,
+                Command::Fetch { uid: false, .. }
+                    | Command::Store { uid: false, .. }
+                    | Command::Search { uid: false, .. }
+            );
+            self.send_updates(allow_expunge).await;
+        }
+        let line = match done {
+            Done::Ok(text) => format!("{tag} OK {text}\r\n"),
+            Done::No(text) => format!("{tag} NO {text}\r\n"),
+            Done::Bad(text) => format!("{tag} BAD {text}\r\n"),
+            Done::Sent => return true,
+            Done::Close => return false,
+            Done::Logout => {
+                self.conn.write(
+                    format!(
+                        "* BYE {} logging out\r\n{tag} OK LOGOUT completed\r\n",
+                        self.server.hostname
+                    )
+                    .as_bytes(),
+                );
+                return false;
+            }
+        };
+        self.conn.write(line.as_bytes());
+        true
+    }
+
+    /// Untagged EXISTS / EXPUNGE / FETCH for changes by others.
+    pub(crate) async fn send_updates(&mut self, allow_expunge: bool) {
+        let Some(selected) = self.selected.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        if let Err(error) = selected
+            .refresh(&self.server.store, allow_expunge, self.rev2, &mut out)
+            .await
+        {
+            tracing::warn!(%error, "cannot read mailbox changes");
+        }
+        self.conn.write(&out);
+    }
+
+    async fn execute(&mut self, tag: &str, command: &Command) -> Done {
+        let authenticated = self.account.is_some();
+        let selected = self.selected.is_some();
+        match command {
+            Command::Capability => {
+                self.untagged(&format!("CAPABILITY {}", self.capabilities()));
+                return Done::Ok("CAPABILITY completed".into());
+            }
+            Command::Noop | Command::Check => {
+                return Done::Ok(format!("{} completed", command.name()));
+            }
+            Command::Logout => return Done::Logout,
+            Command::Id(params) => {
+                if !params.is_empty() {
+                    tracing::debug!(?params, "client ID");
+                }
+                self.untagged(concat!(
+                    "ID (\"name\" \"Pillarbox\" \"version\" \"",
+                    env!("CARGO_PKG_VERSION"),
+                    "\")"
+                ));
+                return Done::Ok("ID completed".into());
+            }
+            _ => {}
+        }
+        match command {
+            Command::StartTls | Command::Login { .. } | Command::Authenticate { .. } => {
+                if authenticated {
+                    return Done::Bad("Already logged in".into());
+                }
+                return match command {
+                    Command::StartTls => self.starttls(tag).await,
+                    Command::Login { user, password } => {
+                        if !self.conn.plaintext_auth_allowed() {
+                            return Done::No("[PRIVACYREQUIRED] LOGIN is disabled until TLS is active: send STARTTLS first or use port 993".into());
+                        }
+                        self.login(user, password).await
+                    }
+                    Command::Authenticate { mechanism, initial } => {
+                        self.authenticate(mechanism, initial.as_deref()).await
+                    }
+                    _ => Done::Bad("unreachable".into()),
+                };
+            }
+            _ => {}
+        }
+        if !authenticated {
+            return Done::Bad(format!(
+                "{} needs a login first: use LOGIN or AUTHENTICATE PLAIN",
+                command.name()
+            ));
+        }
+        let result = match command {
+            Command::Enable(caps) => {
+                if selected {
+                    return Done::Bad("ENABLE must come before SELECT or EXAMINE".into());
+                }
+                let mut enabled = Vec::new();
+                for cap in caps {
+                    if cap == "IMAP4REV2" && !self.rev2 {
+                        self.rev2 = true;
+                        enabled.push("IMAP4rev2");
+                    }
+                }
+                self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
+                Ok(Done::Ok("ENABLE completed".into()))
+            }
+            Command::Select { mailbox, read_only } => self.select(mailbox, *read_only).await,
+            Command::Create(name) => self.create(name).await,
+            Command::Delete(name) => self.delete(name).await,
+            Command::Rename { from, to } => self.rename(from, to).await,
+            Command::Subscribe(name) => self.subscribe(name, true).await,
+            Command::Unsubscribe(name) => self.subscribe(name, false).await,
+            Command::List {
+                reference,
+                patterns,
+                select,
+                ret,
+                extended,
+            } => self.list(reference, patterns, select, ret, *extended).await,
+            Command::Lsub { reference, pattern } => self.lsub(reference, pattern).await,
+            Command::Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Ok(Done::Ok("NAMESPACE completed".into()))
+            }
+            Command::Status { mailbox, items } => self.status(mailbox, items).await,
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(mailbox, flags, *date, message).await,
+            Command::Idle => self.idle().await,
+            _ if !selected => {
+                return Done::Bad(format!(
+                    "{} needs a selected mailbox: use SELECT or EXAMINE first",
+                    command.name()
+                ));
+            }
+            Command::Close => self.close(true).await,
+            Command::Unselect => self.close(false).await,
+            Command::Expunge { uids } => self.expunge(uids.as_ref()).await,
+            Command::Search {
+                uid,
+                ret,
+                charset,
+                key,
+            } => {
+                self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)
+                    .await
+            }
+            Command::Fetch { uid, set, attrs } => self.fetch(*uid, set, attrs).await,
+            Command::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+            } => self.store(*uid, set, *op, *silent, flags).await,
+            Command::Copy { uid, set, mailbox } => self.copy(*uid, set, mailbox, false).await,
+            Command::Move { uid, set, mailbox } => self.copy(*uid, set, mailbox, true).await,
+            _ => Ok(Done::Bad("command not valid here".into())),
+        };
+        result.unwrap_or_else(|error| store_failure(&error))
+    }
+
+    pub(crate) fn untagged(&mut self, text: &str) {
+        self.conn.write(format!("* {text}\r\n").as_bytes());
+    }
+
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = String::from(
+            "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
+             LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR",
+        );
+        caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
+        if self.account.is_none() {
+            if self.conn.can_start_tls() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.conn.plaintext_auth_allowed() {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    /// The client's spelling of a mailbox name as the store's UTF-8 name.
+    pub(crate) fn mailbox_name(&self, raw: &[u8]) -> Result<String, Done> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| Done::Bad("mailbox name is not valid UTF-8".into()))?;
+        if self.rev2 || !text.is_ascii() {
+            // IMAP4rev2 names are UTF-8; a rev1 client sending raw UTF-8 is
+            // taken at its word rather than refused.
+            return Ok(text.to_string());
+        }
+        mutf7::decode(text).ok_or_else(|| {
+            Done::Bad(format!(
+                "mailbox name {text:?} is not valid modified UTF-7 (RFC 3501 §5.1.3)"
+            ))
+        })
+    }
+
+    async fn starttls(&mut self, tag: &str) -> Done {
+        if !self.conn.can_start_tls() {
+            return Done::Bad("TLS is already active or not available on this port".into());
+        }
+        self.conn
+            .write(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes());
+        match self.conn.start_tls().await {
+            Ok(()) => Done::Sent,
+            Err(error) => {
+                tracing::info!(%error, "TLS handshake failed");
+                Done::Close
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<&str>) -> Done {
+        if mechanism != "PLAIN" {
+            return Done::No(format!(
+                "[CANNOT] mechanism {mechanism} is not supported: use AUTHENTICATE PLAIN"
+            ));
+        }
+        if !self.conn.plaintext_auth_allowed() {
+            return Done::No("[PRIVACYREQUIRED] Authentication is disabled until TLS is active: send STARTTLS first or use port 993".into());
+        }
+        let response = match initial {
+            Some(initial) => initial.to_string(),
+            None => {
+                if self.conn.send(b"+ \r\n").await.is_err() {
+                    return Done::Close;
+                }
+                match self.conn.read_line(framing::MAX_LINE).await {
+                    Ok(line) => String::from_utf8_lossy(&line).trim_end().to_string(),
+                    Err(_) => return Done::Close,
+                }
+            }
+        };
+        if response == "*" {
+            return Done::Bad("Authentication cancelled".into());
+        }
+        let decoded = if response == "=" {
+            Vec::new()
+        } else {
+            match base64::engine::general_purpose::STANDARD.decode(response.as_bytes()) {
+                Ok(decoded) => decoded,
+                Err(_) => {
+                    return Done::Bad(
+                        "Malformed AUTHENTICATE PLAIN response: send base64 of authzid\\0user\\0password".into(),
+                    );
+                }
+            }
+        };
+        let mut fields = decoded.split(|b| *b == 0);
+        let (Some(authzid), Some(user), Some(password), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Done::Bad(
+                "Malformed AUTHENTICATE PLAIN response: send base64 of authzid\\0user\\0password"
+                    .into(),
+            );
+        };
+        let (Ok(authzid), Ok(user), Ok(password)) = (
+            std::str::from_utf8(authzid),
+            std::str::from_utf8(user),
+            std::str::from_utf8(password),
+        ) else {
+            return Done::Bad("User name and password must be UTF-8".into());
+        };
+        if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user) {
+            return Done::No(
+                "[AUTHORIZATIONFAILED] Logging in as another user is not supported".into(),
+            );
+        }
+        let (user, password) = (user.to_string(), password.to_string());
+        self.login(&user, &password).await
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Done {
+        let ip = self.conn.peer().ip();
+        let directory = &self.server.directory;
+        match directory.authenticate(user, password, Protocol::Imap).await {
+            Ok(account) => {
+                directory.throttle().record_success(ip);
+                tracing::Span::current().record("account", account.address.as_str());
+                tracing::info!("IMAP login");
+                self.account = Some(account);
+                Done::Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
+            }
+            Err(AuthError::InvalidCredentials) => {
+                let delay = directory.throttle().record_failure(ip);
+                tracing::info!(login = %user, "IMAP login failed");
+                tokio::time::sleep(delay).await;
+                Done::No("[AUTHENTICATIONFAILED] Invalid user name or password".into())
+            }
+            Err(AuthError::ProtocolDisabled(_)) => Done::No(
+                "[CONTACTADMIN] IMAP access is switched off for this account; ask your mail administrator to enable it".into(),
+            ),
+            Err(AuthError::Temporary(error)) => {
+                tracing::warn!(%error, "directory unavailable");
+                Done::No("[UNAVAILABLE] Account service unavailable, try again shortly".into())
+            }
+        }
+    }
+}
+
+/// Commands after which changes by others are reported (RFC 9051 §5.2–5.3).
+fn sends_updates(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Select { .. }
+            | Command::Close
+            | Command::Unselect
+            | Command::Logout
+            | Command::Idle
+            | Command::StartTls
+    )
+}
+
+/// The answer to a store error a client can meet.
+pub(crate) fn store_failure(error: &StoreError) -> Done {
+    match error {
+        StoreError::MailboxNotFound(name) => {
+            Done::No(format!("[NONEXISTENT] Mailbox {name:?} does not exist"))
+        }
+        StoreError::MailboxIdNotFound(_) => {
+            Done::No("[NONEXISTENT] The mailbox was deleted by another session".into())
+        }
+        StoreError::MailboxExists(name) => {
+            Done::No(format!("[ALREADYEXISTS] Mailbox {name:?} already exists"))
+        }
+        StoreError::InvalidMailboxName { name, reason } => Done::No(format!(
+            "[CANNOT] Mailbox name {name:?} is not allowed: {reason}"
+        )),
+        StoreError::CannotDeleteInbox => Done::No("[CANNOT] The INBOX cannot be deleted".into()),
+        StoreError::OverQuota { used, limit, .. } => Done::No(format!(
+            "[OVERQUOTA] Mailbox is full ({used} of {limit} octets used): delete some messages first"
+        )),
+        error if error.is_temporary() => {
+            tracing::warn!(%error, "store error");
+            Done::No("[UNAVAILABLE] Temporary server error, try again".into())
+        }
+        error => {
+            tracing::error!(%error, "store error");
+            Done::No(format!("[SERVERBUG] {error}"))
+        }
+    }
+}
