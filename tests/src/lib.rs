@@ -4,9 +4,11 @@
 use pillarbox::config::Config;
 use pillarbox::serve::RunningServer;
 use pillarbox_directory::{Account, Directory};
+pub use pillarbox_smtp::Verifier;
 use pillarbox_store::{Store, StoreOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -171,6 +173,8 @@ pub struct TestServer {
     pub server: Option<RunningServer>,
     pub db: TestDb,
     pub backend: Backend,
+    /// SPF/DKIM/DMARC checks: never the network; DNS records are put in by hand.
+    pub verifier: Arc<Verifier>,
 }
 
 impl TestServer {
@@ -180,15 +184,26 @@ impl TestServer {
 
     /// Starts with a configuration the test may change first.
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_with_verifier(backend, tweak, Arc::new(Verifier::offline())).await
+    }
+
+    /// Starts with a configuration change and an SPF/DKIM/DMARC verifier
+    /// whose DNS records the test put in ([`Verifier::dns`]).
+    pub async fn start_with_verifier(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        verifier: Arc<Verifier>,
+    ) -> TestServer {
         let db = TestDb::new(backend).await;
         let config = TestServer::config_for(&db, tweak);
-        let server = pillarbox::serve::start(config)
+        let server = pillarbox::serve::start_with_verifier(config, verifier.clone())
             .await
             .expect("server starts");
         TestServer {
             server: Some(server),
             db,
             backend,
+            verifier,
         }
     }
 
@@ -219,7 +234,7 @@ impl TestServer {
             listener.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         }
         self.server = Some(
-            pillarbox::serve::start(config)
+            pillarbox::serve::start_with_verifier(config, self.verifier.clone())
                 .await
                 .expect("server restarts"),
         );

@@ -130,8 +130,12 @@ async fn mx_delivers_to_local_users_once_with_trace_headers() {
         let text = String::from_utf8(alice[0].clone()).unwrap();
         assert!(
             text.starts_with(
-                "Return-Path: <carol@remote.test>\r\nReceived: from client.remote.test"
+                "Return-Path: <carol@remote.test>\r\nAuthentication-Results: mail.example.test;"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nReceived: from client.remote.test"),
             "{text}"
         );
         // Byte-exact apart from the trace headers, dot-unstuffed.

@@ -90,7 +90,22 @@ fn tls_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 }
 
 /// Starts the server: every enabled listener is bound when this returns.
+/// SPF/DKIM/DMARC checks use the system's DNS resolver.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let verifier = Arc::new(if config.smtp.auth_checks {
+        pillarbox_smtp::Verifier::system()
+    } else {
+        pillarbox_smtp::Verifier::offline()
+    });
+    start_with_verifier(config, verifier).await
+}
+
+/// As [`start`], with the SPF/DKIM/DMARC verifier given (tests give one
+/// with DNS records put in by hand, so they need no network).
+pub async fn start_with_verifier(
+    config: Config,
+    verifier: Arc<pillarbox_smtp::Verifier>,
+) -> anyhow::Result<RunningServer> {
     pillarbox_net::tls::install_crypto_provider();
     let store = open_store(&config).await?;
     let directory = Directory::new(store.clone());
@@ -102,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         directory.clone(),
         config.smtp.clone(),
         config.hostname.clone(),
+        verifier,
     ));
     let pop3 = Arc::new(pillarbox_pop3::Server::new(
         store.clone(),

@@ -64,8 +64,40 @@ pub(crate) async fn deliver(
         [(single, _)] => format!("\r\n\tfor <{single}>"),
         _ => String::new(),
     };
+    // SPF, DKIM and DMARC for mail from other servers (the MX listener).
+    let mut auth_results = String::new();
+    if conn.listener().name == "smtp" && server.config.auth_checks {
+        let verdict = server
+            .verifier
+            .check(
+                &server.hostname,
+                conn.peer().ip(),
+                s.helo.as_deref().unwrap_or_default(),
+                &envelope.from,
+                &raw,
+            )
+            .await;
+        if let Some(domain) = verdict.dmarc_reject
+            && server.config.reject_dmarc_failures
+        {
+            tracing::info!(%domain, from = %envelope.from, "rejected: DMARC policy reject");
+            reply(
+                conn,
+                550,
+                "5.7.1",
+                &format!(
+                    "message rejected: it fails DMARC and {domain} publishes p=reject (no aligned SPF or DKIM pass)"
+                ),
+            );
+            return;
+        }
+        auth_results = verdict.header;
+    }
+    if envelope.recipient_dsn.iter().any(|d| d.notify.is_some()) || envelope.dsn.envid.is_some() {
+        tracing::debug!(dsn = ?envelope.dsn, recipients = ?envelope.recipient_dsn, "DSN parameters");
+    }
     let trace = format!(
-        "Return-Path: <{}>\r\nReceived: from {} ([{}])\r\n\tby {} (Pillarbox) with {with} id {id}{for_clause};\r\n\t{}\r\n",
+        "Return-Path: <{}>\r\n{auth_results}Received: from {} ([{}])\r\n\tby {} (Pillarbox) with {with} id {id}{for_clause};\r\n\t{}\r\n",
         envelope.from,
         s.helo.as_deref().unwrap_or("unknown"),
         conn.peer().ip(),

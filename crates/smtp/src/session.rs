@@ -10,6 +10,10 @@ pub(crate) struct Envelope {
     pub(crate) from: String,
     /// (address as given, accounts it resolves to)
     pub(crate) recipients: Vec<(String, Vec<Account>)>,
+    /// RET and ENVID of MAIL (RFC 3461).
+    pub(crate) dsn: crate::dsn::MailDsn,
+    /// NOTIFY and ORCPT of each RCPT, in the order of `recipients`.
+    pub(crate) recipient_dsn: Vec<crate::dsn::RcptDsn>,
 }
 
 pub(crate) struct Session {
@@ -144,6 +148,7 @@ async fn step(
                 "SMTPUTF8".into(),
                 "ENHANCEDSTATUSCODES".into(),
                 "CHUNKING".into(),
+                "DSN".into(),
             ];
             if conn.can_start_tls() {
                 lines.push("STARTTLS".into());
@@ -229,6 +234,13 @@ async fn step(
                     ),
                 );
             } else {
+                let dsn = match crate::dsn::mail_params(&params) {
+                    Ok(dsn) => dsn,
+                    Err(error) => {
+                        reply(conn, 501, "5.5.4", &error);
+                        return Ok(());
+                    }
+                };
                 if let Some(account) = &s.authenticated {
                     let own = server
                         .directory
@@ -248,14 +260,23 @@ async fn step(
                 s.envelope = Some(Envelope {
                     from,
                     recipients: Vec::new(),
+                    dsn,
+                    recipient_dsn: Vec::new(),
                 });
                 reply(conn, 250, "2.1.0", "sender ok");
             }
         }
-        Command::Rcpt { to, .. } => {
+        Command::Rcpt { to, params } => {
             let Some(envelope) = s.envelope.as_mut() else {
                 reply(conn, 503, "5.5.1", "send MAIL FROM first");
                 return Ok(());
+            };
+            let dsn = match crate::dsn::rcpt_params(&params) {
+                Ok(dsn) => dsn,
+                Err(error) => {
+                    reply(conn, 501, "5.5.4", &error);
+                    return Ok(());
+                }
             };
             if envelope.recipients.len() >= server.config.max_recipients {
                 reply(
@@ -284,6 +305,7 @@ async fn step(
                         }
                     }
                     envelope.recipients.push((to, accounts));
+                    envelope.recipient_dsn.push(dsn);
                     reply(conn, 250, "2.1.5", "recipient ok");
                 }
                 Ok(Recipient::UnknownLocal) => {
