@@ -638,3 +638,77 @@ async fn account_locks_hold_across_store_handles_and_release_on_drop() {
         f.done().await;
     }
 }
+
+/// Two nodes (two store handles on one database) claiming the outbound queue
+/// at once never get the same recipient, and between them get every one.
+#[tokio::test]
+async fn queue_claims_never_overlap_between_nodes() {
+    use pillarbox_store::queue::{OutboundMessage, OutboundRecipient, Outcome};
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let node_a = db.store().await;
+        let node_b = db.store().await;
+        for m in 0..10 {
+            let outbound = OutboundMessage {
+                sender: "alice@example.test".into(),
+                data: Bytes::from(format!("Subject: {m}\r\n\r\nx\r\n")),
+                envid: None,
+                ret_full: true,
+                recipients: (0..10)
+                    .map(|r| OutboundRecipient {
+                        address: format!("r{r}@d{m}.test"),
+                        ..Default::default()
+                    })
+                    .collect(),
+            };
+            // Queued with no local copy, in the same call path SMTP uses.
+            let (delivered, queued) = node_a
+                .deliver_and_queue(&message("q", 10), &[], Some(&outbound))
+                .await
+                .unwrap();
+            assert!(delivered.is_empty() && queued.is_some());
+        }
+        let claim = |store: Store| async move {
+            let mut ids = Vec::new();
+            for _ in 0..20 {
+                for m in store.queue_claim(7, 600).await.unwrap() {
+                    ids.extend(m.recipients.iter().map(|r| r.id));
+                }
+            }
+            ids
+        };
+        let (a, b) = tokio::join!(claim(node_a.clone()), claim(node_b.clone()));
+        let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(
+            before,
+            all.len(),
+            "{backend:?}: a recipient was claimed twice"
+        );
+        assert_eq!(all.len(), 100, "{backend:?}: every recipient claimed once");
+        // Claimed recipients are not due again until recorded; recorded ones are final.
+        assert!(node_a.queue_claim(100, 600).await.unwrap().is_empty());
+        let outcomes: Vec<(i64, Outcome)> = all
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Outcome::Delivered {
+                        reply: "250 ok".into(),
+                    },
+                )
+            })
+            .collect();
+        node_b.queue_record(&outcomes).await.unwrap();
+        let list = node_a.queue_list().await.unwrap();
+        assert!(
+            list.iter()
+                .all(|m| m.recipients.iter().all(|r| r.state.is_final()))
+        );
+        node_a.close().await;
+        node_b.close().await;
+        db.cleanup().await;
+    }
+}

@@ -33,6 +33,12 @@ pub enum Command {
     /// Manage aliases: extra addresses delivering to accounts.
     #[command(subcommand)]
     Alias(AliasCommand),
+    /// Look at and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(crate::cli_queue::QueueCommand),
+    /// DKIM signing keys of local domains.
+    #[command(subcommand)]
+    Dkim(crate::cli_queue::DkimCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +382,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Queue(command) => {
+            let store = crate::serve::open_store(&config).await?;
+            crate::cli_queue::queue(&store, command).await
+        }
+        Command::Dkim(command) => {
+            let store = crate::serve::open_store(&config).await?;
+            crate::cli_queue::dkim(&store, command).await
         }
     }
 }

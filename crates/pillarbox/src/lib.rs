@@ -2,5 +2,6 @@
 //! commands. End-to-end tests start the server in-process through [`serve`].
 
 pub mod cli;
+mod cli_queue;
 pub mod config;
 pub mod serve;

@@ -166,6 +166,11 @@ pub async fn start_with_verifier(
             _ => spawn(&mut listeners, socket, info, &imap),
         }
     }
+    // The outbound queue: remote recipients of authenticated submissions, bounces.
+    listeners.spawn(pillarbox_smtp::outbound::run(
+        smtp.clone(),
+        shutdown.clone(),
+    ));
     Ok(RunningServer {
         addrs,
         store,

@@ -266,3 +266,73 @@ fn serve_with_no_config_starts_prints_endpoints_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn dkim_keys_and_the_queue_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for algorithm in ["ed25519", "rsa"] {
+        let out = pillarbox(
+            d,
+            &[
+                "dkim",
+                "generate",
+                "Example.test",
+                "--algorithm",
+                algorithm,
+                "--selector",
+                algorithm,
+            ],
+            None,
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let k = if algorithm == "rsa" { "rsa" } else { "ed25519" };
+        assert!(
+            text.contains(&format!(
+                "{algorithm}._domainkey.example.test. 3600 IN TXT ("
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("v=DKIM1; k={k}; p=")), "{text}");
+    }
+    let shown = pillarbox(d, &["dkim", "show", "example.test"], None, &[]);
+    assert!(
+        stdout(&shown).contains("._domainkey.example.test."),
+        "{}",
+        stderr(&shown)
+    );
+    let missing = pillarbox(d, &["dkim", "show", "other.test"], None, &[]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("pillarbox dkim generate other.test"),
+        "{}",
+        stderr(&missing)
+    );
+    let bad = pillarbox(
+        d,
+        &["dkim", "generate", "example.test", "--algorithm", "dsa"],
+        None,
+        &[],
+    );
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("use ed25519 or rsa"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let list = pillarbox(d, &["queue", "list"], None, &[]);
+    assert!(
+        list.status.success() && stdout(&list).contains("the queue is empty"),
+        "{}",
+        stderr(&list)
+    );
+    let retry = pillarbox(d, &["queue", "retry", "42"], None, &[]);
+    assert!(!retry.status.success());
+    assert!(
+        stderr(&retry).contains("pillarbox queue list"),
+        "{}",
+        stderr(&retry)
+    );
+}

@@ -123,6 +123,25 @@ impl DnsCaches {
         self.txt.insert(fqdn(name), Txt::Error(missing), forever());
     }
 
+    /// Puts an MX record set into the cache: (preference, exchange host); never expires.
+    pub fn add_mx(&self, name: &str, exchanges: &[(u16, &str)]) {
+        let records: Vec<MX> = exchanges
+            .iter()
+            .map(|(preference, host)| MX {
+                exchanges: vec![fqdn(host)].into_boxed_slice(),
+                preference: *preference,
+            })
+            .collect();
+        self.mx.insert(
+            fqdn(name),
+            RecordSet {
+                rrset: Arc::from(records.into_boxed_slice()),
+                dnssec_status: DnssecStatus::Indeterminate,
+            },
+            forever(),
+        );
+    }
+
     /// Puts A records into the cache; they never expire.
     pub fn add_ipv4(&self, name: &str, addrs: Vec<Ipv4Addr>) {
         self.ipv4.insert(
@@ -154,6 +173,29 @@ impl DnsCaches {
             .with_ipv4_cache(&self.ipv4)
             .with_ipv6_cache(&self.ipv6)
             .with_ptr_cache(&self.ptr)
+    }
+}
+
+/// Why no mail host could be found for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    pub temporary: bool,
+    pub text: String,
+}
+
+impl RouteError {
+    fn temporary(text: String) -> RouteError {
+        RouteError {
+            temporary: true,
+            text,
+        }
+    }
+
+    fn permanent(text: String) -> RouteError {
+        RouteError {
+            temporary: false,
+            text,
+        }
     }
 }
 
@@ -222,6 +264,80 @@ impl Verifier {
     /// The DNS cache, to put records into.
     pub fn dns(&self) -> &DnsCaches {
         &self.caches
+    }
+
+    /// MX hosts of a domain with their addresses, best first (RFC 5321 §5.1:
+    /// without MX records, the domain's own A/AAAA records).
+    pub async fn mail_hosts(&self, domain: &str) -> Result<Vec<(String, Vec<IpAddr>)>, RouteError> {
+        use mail_auth::hickory_resolver::proto::op::ResponseCode;
+        use mail_auth::{DnsError, Error, IpLookupStrategy};
+        let a = &self.authenticator;
+        let c = &self.caches;
+        let addresses = |host: String| async move {
+            let ips = a
+                .ip_lookup(
+                    host.trim_end_matches('.'),
+                    IpLookupStrategy::Ipv4thenIpv6,
+                    8,
+                    Some(&c.ipv4),
+                    Some(&c.ipv6),
+                )
+                .await;
+            (host, ips)
+        };
+        let mut hosts: Vec<String> = match a.mx_lookup(domain, Some(&c.mx)).await {
+            Ok(records) => {
+                let mut records: Vec<MX> = records.rrset.iter().cloned().collect();
+                records.sort_by_key(|m| m.preference);
+                let names: Vec<String> = records
+                    .iter()
+                    .flat_map(|m| m.exchanges.iter().map(|e| e.to_string()))
+                    .collect();
+                if names.iter().all(|n| n == "." || n.is_empty()) && !names.is_empty() {
+                    return Err(RouteError::permanent(format!(
+                        "{domain} does not accept mail (null MX, RFC 7505)"
+                    )));
+                }
+                names
+            }
+            Err(Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain))) => {
+                return Err(RouteError::permanent(format!(
+                    "domain {domain} does not exist"
+                )));
+            }
+            Err(Error::Dns(DnsError::RecordNotFound(_)))
+            | Err(Error::Dns(DnsError::InvalidRecordType)) => {
+                vec![domain.to_string()]
+            }
+            Err(error) => {
+                return Err(RouteError::temporary(format!(
+                    "MX lookup of {domain} failed: {error}"
+                )));
+            }
+        };
+        if hosts.is_empty() {
+            hosts.push(domain.to_string());
+        }
+        let mut out = Vec::new();
+        let mut last_error = None;
+        for host in hosts {
+            let (host, ips) = addresses(host).await;
+            match ips {
+                Ok(ips) if !ips.is_empty() => {
+                    out.push((host.trim_end_matches('.').to_string(), ips))
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    last_error = Some(format!("address lookup of {host} failed: {error}"))
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(RouteError::temporary(last_error.unwrap_or_else(|| {
+                format!("no address found for the mail hosts of {domain}")
+            })));
+        }
+        Ok(out)
     }
 
     /// Runs SPF (MAIL FROM, or HELO for a null sender), DKIM and DMARC.

@@ -4,6 +4,7 @@
 use crate::Server;
 use crate::session::{Envelope, Session, reply};
 use pillarbox_net::Connection;
+use pillarbox_store::queue::{OutboundMessage, OutboundRecipient};
 use pillarbox_store::{AccountId, NewMessage, StoreError, Target};
 
 fn rfc5322_now() -> String {
@@ -104,13 +105,59 @@ pub(crate) async fn deliver(
         server.hostname,
         rfc5322_now()
     );
+    // Remote recipients (authenticated submission only): the message as it
+    // leaves, with our Received: line and, when the sender's domain has a
+    // key, a DKIM signature, queued in the same transaction.
+    let remote: Vec<OutboundRecipient> = envelope
+        .recipients
+        .iter()
+        .zip(&envelope.recipient_dsn)
+        .filter(|((_, accounts), _)| accounts.is_empty())
+        .map(|((address, _), dsn)| OutboundRecipient {
+            address: address.clone(),
+            notify: dsn.notify.as_ref().map(|n| n.join(",")),
+            orcpt: dsn
+                .orcpt
+                .as_ref()
+                .map(|(kind, addr)| format!("{kind};{addr}")),
+        })
+        .collect();
+    let outbound = if remote.is_empty() {
+        None
+    } else {
+        let received_at = trace.find("Received:").unwrap_or(0);
+        let mut data = trace.as_bytes()[received_at..].to_vec();
+        data.extend_from_slice(&raw);
+        let domain = envelope
+            .from
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        if let Some(signature) = crate::outbound::dkim::sign(&server.store, domain, &data).await {
+            let mut signed = signature.into_bytes();
+            signed.extend_from_slice(&data);
+            data = signed;
+        }
+        Some(OutboundMessage {
+            sender: envelope.from.clone(),
+            data: data.into(),
+            envid: envelope.dsn.envid.clone(),
+            ret_full: envelope.dsn.ret != Some(crate::dsn::Ret::Headers),
+            recipients: remote,
+        })
+    };
     let message = NewMessage {
         raw: raw.into(),
         trace_headers: trace.into_bytes(),
         internal_date: None,
     };
-    // 250 only after the commit that delivered to every recipient is durable.
-    match server.store.deliver(&message, &targets).await {
+    // 250 only after the commit that delivered to every local recipient and
+    // queued the message for the remote ones is durable.
+    match server
+        .store
+        .deliver_and_queue(&message, &targets, outbound.as_ref())
+        .await
+    {
         Ok(_) => reply(
             conn,
             250,

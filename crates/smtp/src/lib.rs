@@ -14,6 +14,7 @@ mod command;
 mod data;
 mod delivery;
 mod dsn;
+pub mod outbound;
 mod session;
 
 pub use checks::{DnsCaches, Verifier};
@@ -41,6 +42,67 @@ pub struct Config {
     /// policy is `p=reject`. Without it such mail is accepted and marked
     /// `dmarc=fail` in `Authentication-Results:`.
     pub reject_dmarc_failures: bool,
+    /// Send everything for remote recipients through this smarthost instead
+    /// of the recipients' MX hosts.
+    pub relay: Option<Relay>,
+    /// The outbound queue: retries and bounces.
+    pub queue: QueueConfig,
+}
+
+/// `[smtp.relay]`: a smarthost (the usual setup when the provider blocks port 25).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    pub host: String,
+    #[serde(default = "default_relay_port")]
+    pub port: u16,
+    /// `starttls` (required), `implicit` (TLS from the start, port 465) or
+    /// `none` (only for a relay on the same host or network).
+    #[serde(default)]
+    pub tls: RelayTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Trust this CA/certificate (PEM) instead of the web PKI roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+fn default_relay_port() -> u16 {
+    587
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
+
+/// `[smtp.queue]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Seconds to wait before each retry after a temporary failure; the last
+    /// value repeats until `max_age_secs`.
+    pub retry_schedule_secs: Vec<u64>,
+    /// A message not delivered after this long is bounced (default 5 days).
+    pub max_age_secs: u64,
+    /// The port of remote MX hosts (25; another value only for tests and labs).
+    pub mx_port: u16,
+    /// Parallel deliveries.
+    pub workers: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            retry_schedule_secs: vec![60, 300, 900, 1800, 3600, 7200, 14400, 28800],
+            max_age_secs: 5 * 86400,
+            mx_port: 25,
+            workers: 8,
+        }
+    }
 }
 
 impl Default for Config {
@@ -50,6 +112,8 @@ impl Default for Config {
             max_recipients: 100,
             auth_checks: true,
             reject_dmarc_failures: true,
+            relay: None,
+            queue: QueueConfig::default(),
         }
     }
 }

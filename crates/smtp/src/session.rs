@@ -311,14 +311,12 @@ async fn step(
                 Ok(Recipient::UnknownLocal) => {
                     reply(conn, 550, "5.1.1", &format!("<{to}>: no such user here"))
                 }
-                Ok(Recipient::NotLocal) if submission => reply(
-                    conn,
-                    550,
-                    "5.7.1",
-                    &format!(
-                        "<{to}>: relaying to remote domains is not configured yet on this server"
-                    ),
-                ),
+                Ok(Recipient::NotLocal) if submission => {
+                    // Authenticated submission: remote recipients go to the outbound queue.
+                    envelope.recipients.push((to, Vec::new()));
+                    envelope.recipient_dsn.push(dsn);
+                    reply(conn, 250, "2.1.5", "recipient ok, will be relayed");
+                }
                 Ok(Recipient::NotLocal) => {
                     reply(conn, 550, "5.7.1", &format!("<{to}>: relay not permitted"))
                 }

@@ -18,6 +18,7 @@ mod mailbox;
 mod message;
 pub mod meta;
 mod open;
+pub mod queue;
 mod quota;
 mod types;
 

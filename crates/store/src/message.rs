@@ -92,6 +92,27 @@ impl Store {
         &self,
         batch: &[(NewMessage, Vec<Target>)],
     ) -> Result<Vec<Vec<Delivered>>> {
+        Ok(self.deliver_batch_and_queue(batch, None).await?.0)
+    }
+
+    /// Delivers one message to local targets and queues it for remote
+    /// recipients, in one transaction: when this returns `Ok`, both are durable.
+    pub async fn deliver_and_queue(
+        &self,
+        message: &NewMessage,
+        targets: &[Target],
+        outbound: Option<&crate::queue::OutboundMessage>,
+    ) -> Result<(Vec<Delivered>, Option<crate::queue::QueueId>)> {
+        let batch = [(message.clone(), targets.to_vec())];
+        let (mut delivered, queued) = self.deliver_batch_and_queue(&batch, outbound).await?;
+        Ok((delivered.pop().unwrap_or_default(), queued))
+    }
+
+    async fn deliver_batch_and_queue(
+        &self,
+        batch: &[(NewMessage, Vec<Target>)],
+        outbound: Option<&crate::queue::OutboundMessage>,
+    ) -> Result<(Vec<Vec<Delivered>>, Option<crate::queue::QueueId>)> {
         // Hashing and MIME parsing are CPU work: off the async runtime.
         let inputs: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
         let prepared =
@@ -103,8 +124,10 @@ impl Store {
                 })?;
         // Bytes are durable on disk before the commit that refers to them; a
         // crash in between leaves an orphan file, swept later, never a dangling row.
-        for p in &prepared {
-            self.inner.blobs.write_file(&p.hash, &p.raw).await?;
+        for (p, (_, targets)) in prepared.iter().zip(batch) {
+            if !targets.is_empty() {
+                self.inner.blobs.write_file(&p.hash, &p.raw).await?;
+            }
         }
         let blobs_in_db = !self.inner.blobs.on_disk();
         let mut events: BTreeMap<MailboxId, ChangeEvent> = BTreeMap::new();
@@ -124,6 +147,10 @@ impl Store {
                 charge_quota!(&mut tx, *account, *bytes)?;
             }
             for (p, (_, targets)) in prepared.iter().zip(batch) {
+                if targets.is_empty() {
+                    results.push(Vec::new());
+                    continue;
+                }
                 let data: Option<&[u8]> = if blobs_in_db { Some(&p.raw) } else { None };
                 sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
                     .bind(&p.hash)
@@ -186,13 +213,20 @@ impl Store {
                 }
                 results.push(delivered);
             }
+            let queued = match outbound {
+                Some(outbound) => Some(queue_in!(&mut tx, outbound)?),
+                None => None,
+            };
             let events: Vec<ChangeEvent> = events.values().copied().collect();
             tx.notify(&events).await?;
             tx.commit().await?;
-            results
+            (results, queued)
         });
         let events: Vec<ChangeEvent> = events.into_values().collect();
         self.inner.feed.publish_committed(&events);
+        if results.1.is_some() {
+            self.inner.queue_wakeup.notify_waiters();
+        }
         Ok(results)
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) url: String,
     /// Account locks on SQLite (see `lock.rs`).
     pub(crate) local_locks: Arc<std::sync::Mutex<std::collections::HashSet<(String, i64)>>>,
+    /// Woken when a message is queued for remote delivery in this process.
+    pub(crate) queue_wakeup: Arc<tokio::sync::Notify>,
 }
 
 pub(crate) enum Backend {
@@ -125,6 +127,7 @@ impl Store {
                     feed,
                     url: masked,
                     local_locks: Default::default(),
+                    queue_wakeup: Default::default(),
                 }),
             })
         } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
@@ -147,6 +150,7 @@ impl Store {
                     feed,
                     url: masked,
                     local_locks: Default::default(),
+                    queue_wakeup: Default::default(),
                 }),
             })
         } else {

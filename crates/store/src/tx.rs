@@ -118,3 +118,49 @@ macro_rules! charge_quota {
         result
     }};
 }
+
+/// Inserts an outbound message and its recipients inside the transaction;
+/// evaluates to `Result<QueueId>`.
+macro_rules! queue_in {
+    ($tx:expr, $outbound:expr) => {{
+        let tx = &mut *$tx;
+        let outbound: &$crate::queue::OutboundMessage = $outbound;
+        let result: Result<$crate::queue::QueueId> = async {
+            let now = $crate::queue::unix_now();
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO queue_messages (sender, data, size, envid, ret_full, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(&outbound.sender)
+            .bind(&outbound.data[..])
+            .bind(outbound.data.len() as i64)
+            .bind(&outbound.envid)
+            .bind(i64::from(outbound.ret_full))
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            for r in &outbound.recipients {
+                let domain = r
+                    .address
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO queue_recipients (message_id, address, domain, next_attempt, notify, orcpt) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(&r.address)
+                .bind(domain)
+                .bind(now)
+                .bind(&r.notify)
+                .bind(&r.orcpt)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok($crate::queue::QueueId(id))
+        }
+        .await;
+        result
+    }};
+}

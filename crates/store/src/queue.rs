@@ -1,0 +1,411 @@
+//! The outbound queue: messages for remote recipients, each recipient with
+//! its own state. Writers put a message in the queue in the same transaction
+//! that stores local copies (`Store::deliver_and_queue`); delivery workers
+//! claim due recipients with a lease — on PostgreSQL with `FOR UPDATE SKIP
+//! LOCKED`, so several nodes share the queue and never claim the same
+//! recipient twice — and record each outcome.
+
+use crate::error::Result;
+use crate::{Store, with_pool};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// A queued message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueId(pub i64);
+
+impl std::fmt::Display for QueueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// One remote recipient to queue, with its DSN parameters (RFC 3461).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundRecipient {
+    pub address: String,
+    /// `NEVER`, or a comma list of SUCCESS, FAILURE, DELAY; `None` = default.
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+/// A message to queue for remote delivery.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundMessage {
+    /// Envelope sender; empty for the null sender (bounces).
+    pub sender: String,
+    /// The message as it will be sent (trace headers included).
+    pub data: Bytes,
+    pub envid: Option<String>,
+    /// RET=FULL (true) or HDRS (false): what a failure report carries.
+    pub ret_full: bool,
+    pub recipients: Vec<OutboundRecipient>,
+}
+
+/// Where a recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientState {
+    Pending,
+    Deferred,
+    Delivered,
+    Failed,
+}
+
+impl RecipientState {
+    fn as_column(self) -> &'static str {
+        match self {
+            RecipientState::Pending => "pending",
+            RecipientState::Deferred => "deferred",
+            RecipientState::Delivered => "delivered",
+            RecipientState::Failed => "failed",
+        }
+    }
+
+    fn from_column(value: &str) -> RecipientState {
+        match value {
+            "deferred" => RecipientState::Deferred,
+            "delivered" => RecipientState::Delivered,
+            "failed" => RecipientState::Failed,
+            _ => RecipientState::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.as_column()
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, RecipientState::Delivered | RecipientState::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub id: i64,
+    pub address: String,
+    pub domain: String,
+    pub state: RecipientState,
+    pub attempts: u32,
+    /// Unix seconds.
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: QueueId,
+    pub sender: String,
+    pub size: u64,
+    pub envid: Option<String>,
+    pub ret_full: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// What one delivery attempt to one recipient came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered { reply: String },
+    Deferred { next_attempt: i64, error: String },
+    Failed { error: String },
+}
+
+type MessageRow = (i64, String, i64, Option<String>, i64, i64);
+type RecipientRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+const MESSAGE_COLUMNS: &str = "id, sender, size, envid, ret_full, created_at";
+const RECIPIENT_COLUMNS: &str =
+    "id, message_id, address, domain, state, attempts, next_attempt, last_error, notify, orcpt";
+
+fn recipient_from_row(row: RecipientRow) -> (i64, QueuedRecipient) {
+    let (id, message, address, domain, state, attempts, next_attempt, last_error, notify, orcpt) =
+        row;
+    (
+        message,
+        QueuedRecipient {
+            id,
+            address,
+            domain,
+            state: RecipientState::from_column(&state),
+            attempts: attempts as u32,
+            next_attempt,
+            last_error,
+            notify,
+            orcpt,
+        },
+    )
+}
+
+fn assemble(messages: Vec<MessageRow>, recipients: Vec<RecipientRow>) -> Vec<QueuedMessage> {
+    let mut by_message: BTreeMap<i64, Vec<QueuedRecipient>> = BTreeMap::new();
+    for row in recipients {
+        let (message, recipient) = recipient_from_row(row);
+        by_message.entry(message).or_default().push(recipient);
+    }
+    messages
+        .into_iter()
+        .map(
+            |(id, sender, size, envid, ret_full, created_at)| QueuedMessage {
+                id: QueueId(id),
+                sender,
+                size: size as u64,
+                envid,
+                ret_full: ret_full != 0,
+                created_at,
+                recipients: by_message.remove(&id).unwrap_or_default(),
+            },
+        )
+        .collect()
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+impl Store {
+    /// Resolves when a message was queued in this process (or after a while:
+    /// other nodes queue too, so workers also poll).
+    pub async fn queue_wait(&self, max: std::time::Duration) {
+        let _ = tokio::time::timeout(max, self.inner.queue_wakeup.notified()).await;
+    }
+
+    /// Claims up to `limit` due recipients for `lease` seconds and returns
+    /// them grouped by message. A claim that is not recorded before the lease
+    /// ends (a crashed node) becomes due again.
+    pub async fn queue_claim(&self, limit: i64, lease: i64) -> Result<Vec<QueuedMessage>> {
+        let now = unix_now();
+        let lock = if self.backend_name() == "postgres" {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let (messages, recipients) = with_pool!(self.db_write(), pool => {
+            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
+            let rows: Vec<RecipientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients \
+                 WHERE state IN ('pending', 'deferred') AND next_attempt <= $1 AND locked_until <= $1 \
+                 ORDER BY next_attempt, id LIMIT $2{lock}"
+            )))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                (Vec::new(), Vec::new())
+            } else {
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE queue_recipients SET locked_until = $1 WHERE id IN ({})",
+                    id_list(&ids)
+                )))
+                .bind(now + lease)
+                .execute(&mut *tx)
+                .await?;
+                let mut message_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+                message_ids.sort_unstable();
+                message_ids.dedup();
+                let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE id IN ({}) ORDER BY id",
+                    id_list(&message_ids)
+                )))
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (messages, rows)
+            }
+        });
+        Ok(assemble(messages, recipients))
+    }
+
+    /// The bytes of a queued message.
+    pub async fn queue_data(&self, id: QueueId) -> Result<Option<Bytes>> {
+        let row: Option<(Vec<u8>,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT data FROM queue_messages WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(data,)| Bytes::from(data)))
+    }
+
+    /// Records attempt outcomes (and releases the claims).
+    pub async fn queue_record(&self, outcomes: &[(i64, Outcome)]) -> Result<()> {
+        with_pool!(self.db_write(), pool => {
+            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
+            for (id, outcome) in outcomes {
+                let (state, next, error) = match outcome {
+                    Outcome::Delivered { reply } => (RecipientState::Delivered, 0, reply.clone()),
+                    Outcome::Deferred { next_attempt, error } => (RecipientState::Deferred, *next_attempt, error.clone()),
+                    Outcome::Failed { error } => (RecipientState::Failed, 0, error.clone()),
+                };
+                sqlx::query(
+                    "UPDATE queue_recipients SET state = $1, next_attempt = $2, last_error = $3, \
+                     attempts = attempts + 1, locked_until = 0 WHERE id = $4",
+                )
+                .bind(state.as_column())
+                .bind(next)
+                .bind(error)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every queued message with its recipients, oldest first.
+    pub async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
+        let (messages, recipients) = with_pool!(self.db(), pool => {
+            let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM queue_messages ORDER BY id"
+            )))
+            .fetch_all(pool)
+            .await?;
+            let recipients: Vec<RecipientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients ORDER BY id"
+            )))
+            .fetch_all(pool)
+            .await?;
+            (messages, recipients)
+        });
+        Ok(assemble(messages, recipients))
+    }
+
+    pub async fn queue_get(&self, id: QueueId) -> Result<Option<QueuedMessage>> {
+        let (messages, recipients) = with_pool!(self.db(), pool => {
+            let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE id = $1"
+            )))
+            .bind(id.0)
+            .fetch_all(pool)
+            .await?;
+            let recipients: Vec<RecipientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients WHERE message_id = $1 ORDER BY id"
+            )))
+            .bind(id.0)
+            .fetch_all(pool)
+            .await?;
+            (messages, recipients)
+        });
+        Ok(assemble(messages, recipients).pop())
+    }
+
+    /// Makes every undelivered recipient of a message due now (deferred and
+    /// failed ones too). Returns how many.
+    pub async fn queue_retry(&self, id: QueueId) -> Result<u64> {
+        let done = with_pool!(self.db_write(), pool => {
+            sqlx::query(
+                "UPDATE queue_recipients SET state = 'pending', next_attempt = $1, locked_until = 0 \
+                 WHERE message_id = $2 AND state <> 'delivered'",
+            )
+            .bind(unix_now())
+            .bind(id.0)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if done > 0 {
+            self.inner.queue_wakeup.notify_waiters();
+        }
+        Ok(done)
+    }
+
+    /// Removes a message and its recipients from the queue.
+    pub async fn queue_remove(&self, id: QueueId) -> Result<bool> {
+        let removed = with_pool!(self.db_write(), pool => {
+            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
+            sqlx::query("DELETE FROM queue_recipients WHERE message_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM queue_messages WHERE id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(removed > 0)
+    }
+
+    /// Queues a message (a bounce, say) with no local copy.
+    pub async fn queue(&self, outbound: &OutboundMessage) -> Result<QueueId> {
+        let id = with_pool!(self.db_write(), pool => {
+            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
+            let id = queue_in!(&mut tx, outbound)?;
+            tx.commit().await?;
+            id
+        });
+        self.inner.queue_wakeup.notify_waiters();
+        Ok(id)
+    }
+
+    /// Stores a DKIM signing key for a domain (replacing one with the same selector).
+    pub async fn dkim_key_put(
+        &self,
+        domain: &str,
+        selector: &str,
+        algorithm: &str,
+        private_key: &[u8],
+        public_key: &str,
+    ) -> Result<()> {
+        with_pool!(self.db_write(), pool => {
+            sqlx::query(
+                "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain, selector) DO UPDATE SET \
+                 algorithm = excluded.algorithm, private_key = excluded.private_key, \
+                 public_key = excluded.public_key, created_at = excluded.created_at",
+            )
+            .bind(domain.to_ascii_lowercase())
+            .bind(selector)
+            .bind(algorithm)
+            .bind(private_key)
+            .bind(public_key)
+            .bind(unix_now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest DKIM key of a domain: (selector, algorithm, private key, public key).
+    pub async fn dkim_key(
+        &self,
+        domain: &str,
+    ) -> Result<Option<(String, String, Vec<u8>, String)>> {
+        let row = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT selector, algorithm, private_key, public_key FROM dkim_keys \
+                 WHERE domain = $1 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(domain.to_ascii_lowercase())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row)
+    }
+}
