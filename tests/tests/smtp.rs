@@ -162,10 +162,14 @@ async fn submission_over_starttls_and_implicit_tls_with_pipelining() {
         c.send(b"MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\n").await;
         expect(&mut c, "250 2.1.0").await;
         expect(&mut c, "250 2.1.5").await;
-        expect(&mut c, "550 5.7.1").await;
+        // A remote recipient of an authenticated submission is queued for relay.
+        expect(&mut c, "250 2.1.5").await;
         expect(&mut c, "354").await;
         c.send(b"Subject: pipelined\r\n\r\nhi\r\n.\r\n").await;
         expect(&mut c, "250 2.0.0").await;
+        let queued = ts.store().queue_list().await.unwrap();
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        assert_eq!(queued[0].recipients[0].address, "x@remote.test");
 
         let mut s = LineClient::connect_tls(ts.addr("submissions"), &ts.tls_connector()).await;
         expect(&mut s, "220").await;

@@ -29,6 +29,29 @@ impl Directory {
         password: &str,
         protocol: Protocol,
     ) -> Result<Account, AuthError> {
+        let result = self.check_login(login, password, protocol).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(AuthError::InvalidCredentials) => "failed",
+            Err(AuthError::ProtocolDisabled(_)) => "disabled",
+            Err(AuthError::Temporary(_)) => "error",
+        };
+        let protocol = match protocol {
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+            Protocol::Submission => "submission",
+        };
+        metrics::counter!("pillarbox_logins_total", "protocol" => protocol, "result" => outcome)
+            .increment(1);
+        result
+    }
+
+    async fn check_login(
+        &self,
+        login: &str,
+        password: &str,
+        protocol: Protocol,
+    ) -> Result<Account, AuthError> {
         let address = normalize_address(login).ok();
         let row: Option<(AccountRow, String)> = match &address {
             Some(address) => {

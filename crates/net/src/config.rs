@@ -12,6 +12,8 @@ pub enum TlsMode {
     StartTls,
     /// TLS from the first byte (ports 465, 993, 995).
     Implicit,
+    /// No TLS at all: the HTTP endpoint, on loopback by default.
+    Plain,
 }
 
 /// One `[listener.NAME]` table.

@@ -116,12 +116,18 @@ pub async fn serve<H: Handler>(
             }
             continue;
         };
+        metrics::counter!("pillarbox_connections_total", "protocol" => handler.protocol(), "listener" => info.name.clone())
+            .increment(1);
         let handler = Arc::clone(&handler);
         let info = Arc::clone(&info);
         let span = tracing::info_span!("session", protocol = handler.protocol(), listener = %info.name, %peer, account = tracing::field::Empty);
         tasks.spawn(
             async move {
                 let _slot = slot;
+                let gauge =
+                    metrics::gauge!("pillarbox_connections_open", "protocol" => handler.protocol());
+                gauge.increment(1.0);
+                let _open = scopeguard_open(gauge);
                 match Connection::accept(tcp, peer, info, idle_timeout).await {
                     Ok(connection) => {
                         tracing::debug!("connected");
@@ -140,4 +146,15 @@ pub async fn serve<H: Handler>(
     if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!(listener = %info.name, "sessions still running after the shutdown grace period");
     }
+}
+
+/// Decrements the open-connections gauge when the session ends, however it ends.
+fn scopeguard_open(gauge: metrics::Gauge) -> impl Drop {
+    struct Open(metrics::Gauge);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    Open(gauge)
 }

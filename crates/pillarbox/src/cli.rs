@@ -39,6 +39,10 @@ pub enum Command {
     /// DKIM signing keys of local domains.
     #[command(subcommand)]
     Dkim(crate::cli_queue::DkimCommand),
+    /// Print the DNS records to publish for DOMAIN (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV…).
+    Dns { domain: String },
+    /// Ask the running server's /healthz (exit status 0 when healthy): for container health checks.
+    Health,
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +395,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = crate::serve::open_store(&config).await?;
             crate::cli_queue::dkim(&store, command).await
         }
+        Command::Dns { domain } => {
+            let store = crate::serve::open_store(&config).await?;
+            print!(
+                "{}",
+                crate::cli_dns::records(&config, &store, &domain).await?
+            );
+            Ok(())
+        }
+        Command::Health => crate::cli_dns::health(&config).await,
     }
 }
 

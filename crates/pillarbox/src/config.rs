@@ -76,7 +76,7 @@ pub enum LogFormat {
 }
 
 /// The listeners Pillarbox knows, with their TLS mode and development default address.
-pub const LISTENERS: [(&str, TlsMode, &str); 7] = [
+pub const LISTENERS: [(&str, TlsMode, &str); 8] = [
     ("smtp", TlsMode::StartTls, "127.0.0.1:2525"),
     ("submission", TlsMode::StartTls, "127.0.0.1:2587"),
     ("submissions", TlsMode::Implicit, "127.0.0.1:2465"),
@@ -84,6 +84,7 @@ pub const LISTENERS: [(&str, TlsMode, &str); 7] = [
     ("pop3s", TlsMode::Implicit, "127.0.0.1:1995"),
     ("imap", TlsMode::StartTls, "127.0.0.1:1143"),
     ("imaps", TlsMode::Implicit, "127.0.0.1:1993"),
+    ("http", TlsMode::Plain, "127.0.0.1:8080"),
 ];
 
 impl Default for Config {

@@ -2,6 +2,8 @@
 //! commands. End-to-end tests start the server in-process through [`serve`].
 
 pub mod cli;
+mod cli_dns;
 mod cli_queue;
 pub mod config;
+pub mod http;
 pub mod serve;

@@ -106,6 +106,7 @@ pub async fn start_with_verifier(
     config: Config,
     verifier: Arc<pillarbox_smtp::Verifier>,
 ) -> anyhow::Result<RunningServer> {
+    crate::http::init_metrics();
     pillarbox_net::tls::install_crypto_provider();
     let store = open_store(&config).await?;
     let directory = Directory::new(store.clone());
@@ -134,6 +135,7 @@ pub async fn start_with_verifier(
 
     let mut addrs = BTreeMap::new();
     let mut listeners = JoinSet::new();
+    let mut http_socket = None;
     for (name, listener_config) in &config.listener {
         if !listener_config.enabled {
             continue;
@@ -153,6 +155,10 @@ pub async fn start_with_verifier(
             })?;
         let bound = socket.local_addr()?;
         addrs.insert(name.clone(), bound);
+        if mode == TlsMode::Plain {
+            http_socket = Some(socket);
+            continue;
+        }
         let info = Arc::new(ListenerInfo {
             name: name.clone(),
             mode,
@@ -171,6 +177,14 @@ pub async fn start_with_verifier(
         smtp.clone(),
         shutdown.clone(),
     ));
+    if let Some(socket) = http_socket {
+        let state = Arc::new(crate::http::HttpState {
+            store: store.clone(),
+            config: config.clone(),
+            addrs: addrs.clone(),
+        });
+        listeners.spawn(crate::http::serve(socket, state, shutdown.clone()));
+    }
     Ok(RunningServer {
         addrs,
         store,
@@ -201,6 +215,7 @@ pub fn banner(server: &RunningServer) -> String {
     for (name, addr) in &server.addrs {
         let mode = match Config::tls_mode(name) {
             Some(TlsMode::Implicit) => "TLS",
+            Some(TlsMode::Plain) => "plain",
             _ => "STARTTLS",
         };
         let what = match name.as_str() {
@@ -208,6 +223,7 @@ pub fn banner(server: &RunningServer) -> String {
             "submission" => "SMTP submission",
             "submissions" => "SMTP submission",
             "pop3" | "pop3s" => "POP3",
+            "http" => "HTTP (health, metrics, client autoconfiguration)",
             _ => "IMAP",
         };
         out.push_str(&format!("  {name:<12} {addr:<22} {what} [{mode}]\n"));

@@ -322,6 +322,45 @@ fn dkim_keys_and_the_queue_from_the_command_line() {
         stderr(&bad)
     );
 
+    let dns = pillarbox(
+        d,
+        &["dns", "example.test"],
+        None,
+        &[("PILLARBOX_HOSTNAME", "mail.example.test")],
+    );
+    assert!(dns.status.success(), "{}", stderr(&dns));
+    let zone = stdout(&dns);
+    for record in [
+        "example.test. 3600 IN MX 10 mail.example.test.",
+        "example.test. 3600 IN TXT \"v=spf1 mx -all\"",
+        "._domainkey.example.test. 3600 IN TXT (",
+        "_dmarc.example.test. 3600 IN TXT \"v=DMARC1; p=quarantine",
+        "_mta-sts.example.test. 3600 IN TXT \"v=STSv1; id=",
+        "_smtp._tls.example.test. 3600 IN TXT \"v=TLSRPTv1;",
+        "autoconfig.example.test. 3600 IN CNAME mail.example.test.",
+        "autodiscover.example.test. 3600 IN CNAME mail.example.test.",
+        "_imaps._tcp.example.test. 3600 IN SRV 0 1 1993 mail.example.test.",
+        "_submission._tcp.example.test. 3600 IN SRV 0 1 2587 mail.example.test.",
+    ] {
+        assert!(zone.contains(record), "missing {record}:\n{zone}");
+    }
+    assert!(
+        zone.lines().filter(|l| l.starts_with("; ")).count() >= 9,
+        "every record has a reason:\n{zone}"
+    );
+    let unhealthy = pillarbox(
+        d,
+        &["health"],
+        None,
+        &[("PILLARBOX_LISTENER__HTTP__ADDR", "127.0.0.1:1")],
+    );
+    assert!(!unhealthy.status.success());
+    assert!(
+        stderr(&unhealthy).contains("cannot reach http://127.0.0.1:1/healthz"),
+        "{}",
+        stderr(&unhealthy)
+    );
+
     let list = pillarbox(d, &["queue", "list"], None, &[]);
     assert!(
         list.status.success() && stdout(&list).contains("the queue is empty"),

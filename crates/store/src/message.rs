@@ -113,6 +113,7 @@ impl Store {
         batch: &[(NewMessage, Vec<Target>)],
         outbound: Option<&crate::queue::OutboundMessage>,
     ) -> Result<(Vec<Vec<Delivered>>, Option<crate::queue::QueueId>)> {
+        let started = std::time::Instant::now();
         // Hashing and MIME parsing are CPU work: off the async runtime.
         let inputs: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
         let prepared =
@@ -224,6 +225,10 @@ impl Store {
         });
         let events: Vec<ChangeEvent> = events.into_values().collect();
         self.inner.feed.publish_committed(&events);
+        let copies: usize = results.0.iter().map(Vec::len).sum();
+        metrics::counter!("pillarbox_messages_delivered_total").increment(copies as u64);
+        metrics::histogram!("pillarbox_store_delivery_seconds")
+            .record(started.elapsed().as_secs_f64());
         if results.1.is_some() {
             self.inner.queue_wakeup.notify_waiters();
         }

@@ -1,0 +1,141 @@
+//! The HTTP endpoint (`listener.http`, loopback by default): `/healthz`,
+//! `/metrics` (Prometheus text) and the client autoconfiguration documents
+//! (Thunderbird autoconfig, Outlook autodiscover, an Apple profile).
+
+mod autoconfig;
+
+use crate::config::Config;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use pillarbox_net::CancellationToken;
+use pillarbox_store::Store;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+/// What the handlers need.
+pub struct HttpState {
+    pub store: Store,
+    pub config: Config,
+    /// Bound address of every listener (the protocol ones are advertised).
+    pub addrs: BTreeMap<String, SocketAddr>,
+}
+
+/// The process-wide Prometheus recorder (one per process, however many
+/// servers run in it).
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        handle
+    })
+}
+
+/// Installs the metrics recorder (call before serving, so early counts are kept).
+pub fn init_metrics() {
+    let _ = prometheus();
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(autoconfig::thunderbird),
+        )
+        .route("/mail/config-v1.1.xml", get(autoconfig::thunderbird))
+        .route("/autodiscover/autodiscover.xml", post(autoconfig::outlook))
+        .route("/Autodiscover/Autodiscover.xml", post(autoconfig::outlook))
+        .route("/apple/pillarbox.mobileconfig", get(autoconfig::apple))
+        .with_state(state)
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: CancellationToken,
+) {
+    if let Err(error) = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::warn!(%error, "HTTP endpoint stopped");
+    }
+}
+
+async fn healthz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let started = std::time::Instant::now();
+    let store = state.store.ping().await;
+    metrics::histogram!("pillarbox_store_ping_seconds").record(started.elapsed().as_secs_f64());
+    let listeners: Vec<String> = state
+        .addrs
+        .iter()
+        .map(|(name, addr)| format!("\"{name}\":\"{addr}\""))
+        .collect();
+    let store_ok = store.is_ok();
+    let body = |status: &str| {
+        format!(
+            "{{\"status\":\"{status}\",\"store\":\"{}\",\"listeners\":{{{}}}}}\n",
+            if store_ok { "ok" } else { "unreachable" },
+            listeners.join(",")
+        )
+    };
+    match store {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body("ok"),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "health check: store unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json")],
+                body("unavailable"),
+            )
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    // Queue figures are read from the store at each scrape (every node sees the same queue).
+    if let Ok(queue) = state.store.queue_list().await {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut by_state: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for s in ["pending", "deferred", "delivered", "failed"] {
+            by_state.insert(s, 0.0);
+        }
+        let mut oldest = 0i64;
+        for m in &queue {
+            for r in &m.recipients {
+                *by_state.entry(r.state.as_str()).or_default() += 1.0;
+            }
+            oldest = oldest.max(now - m.created_at);
+        }
+        for (s, n) in by_state {
+            metrics::gauge!("pillarbox_queue_recipients", "state" => s).set(n);
+        }
+        metrics::gauge!("pillarbox_queue_messages").set(queue.len() as f64);
+        metrics::gauge!("pillarbox_queue_oldest_seconds").set(oldest as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus().render(),
+    )
+}
