@@ -1,5 +1,8 @@
 //! Developer tasks: `cargo xtask <task>`.
 
+mod bench;
+
+use clap::Parser;
 use std::process::{Command, ExitCode};
 
 fn run(program: &str, args: &[&str]) -> bool {
@@ -35,8 +38,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        "bench" => {
+            let args = bench::Args::parse_from(std::env::args().skip(1));
+            match bench::main(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("bench: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!("usage: cargo xtask check   (fmt --check, clippy -D warnings, tests)");
+            eprintln!("       cargo xtask bench WORKLOAD [options]   (see BENCHMARKS.md)");
             ExitCode::from(2)
         }
     }

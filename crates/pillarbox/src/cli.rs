@@ -43,6 +43,17 @@ pub enum Command {
     Dns { domain: String },
     /// Ask the running server's /healthz (exit status 0 when healthy): for container health checks.
     Health,
+    /// Bring mail in from an mbox file or a Maildir.
+    #[command(subcommand)]
+    Import(crate::cli_queue::ImportCommand),
+    /// Write every folder of an account to DIR as mbox files or a Maildir.
+    Export {
+        address: String,
+        /// mbox or maildir.
+        #[arg(long, default_value = "mbox")]
+        format: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -404,6 +415,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health => crate::cli_dns::health(&config).await,
+        Command::Import(command) => {
+            let store = crate::serve::open_store(&config).await?;
+            crate::cli_queue::import(&store, command).await
+        }
+        Command::Export {
+            address,
+            format,
+            dir,
+        } => {
+            let store = crate::serve::open_store(&config).await?;
+            crate::cli_queue::export(&store, &address, &format, &dir).await
+        }
     }
 }
 

@@ -188,3 +188,91 @@ fn zone_line(selector: &str, domain: &str, value: &str) -> String {
         chunks.join(" ")
     )
 }
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import an mbox file (mboxo or mboxrd) into one folder.
+    Mbox {
+        file: std::path::PathBuf,
+        /// The account that receives the messages.
+        #[arg(long)]
+        to: String,
+        /// Target folder (made if missing).
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        /// List what would be copied; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import a Maildir (Maildir++ folders, flags, Dovecot keywords).
+    Maildir {
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+async fn account_of(store: &Store, address: &str) -> anyhow::Result<pillarbox_store::AccountId> {
+    let directory = pillarbox_directory::Directory::new(store.clone());
+    match directory.account_by_address(address).await? {
+        Some(account) => Ok(account.id),
+        None => bail!("no account {address}: add it with `pillarbox account add {address}` first"),
+    }
+}
+
+pub async fn import(store: &Store, command: ImportCommand) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (summary, dry_run) = match command {
+        ImportCommand::Mbox {
+            file,
+            to,
+            folder,
+            dry_run,
+        } => {
+            let account = account_of(store, &to).await?;
+            let reader = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?,
+            );
+            let mut importer = crate::import::Importer::new(store, account, dry_run);
+            crate::import::mbox::import(&mut importer, reader, &folder).await?;
+            (importer.finish().await?, dry_run)
+        }
+        ImportCommand::Maildir { dir, to, dry_run } => {
+            let account = account_of(store, &to).await?;
+            let mut importer = crate::import::Importer::new(store, account, dry_run);
+            crate::import::maildir::import(&mut importer, &dir).await?;
+            (importer.finish().await?, dry_run)
+        }
+    };
+    summary.print(dry_run);
+    let seconds = started.elapsed().as_secs_f64();
+    if summary.copied > 0 && seconds > 0.0 {
+        println!("{:.0} messages/s", summary.copied as f64 / seconds);
+    }
+    if !summary.failed.is_empty() {
+        bail!("{} messages could not be imported", summary.failed.len());
+    }
+    Ok(())
+}
+
+pub async fn export(
+    store: &Store,
+    address: &str,
+    format: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if !matches!(format, "mbox" | "maildir") {
+        bail!("unknown format {format:?}: use mbox or maildir");
+    }
+    let account = account_of(store, address).await?;
+    let n = crate::import::export::export(store, account, format, dir).await?;
+    println!(
+        "exported {n} messages of {address} to {} ({format})",
+        dir.display()
+    );
+    Ok(())
+}

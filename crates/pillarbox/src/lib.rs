@@ -6,4 +6,5 @@ mod cli_dns;
 mod cli_queue;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod serve;

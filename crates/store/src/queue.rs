@@ -409,3 +409,23 @@ impl Store {
         Ok(row)
     }
 }
+
+impl Store {
+    /// Content hashes (BLAKE3 of the stored bytes) of the messages in a
+    /// mailbox: imports use them to skip what is already there.
+    pub async fn mailbox_hashes(
+        &self,
+        mailbox: crate::MailboxId,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<(String,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT m.blob_hash FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                 WHERE mm.mailbox_id = $1",
+            )
+            .bind(mailbox.0)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(h,)| h).collect())
+    }
+}

@@ -1,0 +1,146 @@
+//! Maildir import: `cur/` and `new/` of the root (INBOX) and of Maildir++
+//! folders (`.Sent`, `.Projects.2024`), flags from the `:2,` suffix and
+//! keywords from Dovecot's `dovecot-keywords` file.
+
+use super::Importer;
+use anyhow::Context;
+use pillarbox_store::{Flags, SystemFlag};
+use std::path::Path;
+
+/// Flags of a Maildir file name (`…:2,FRS`), with keyword letters a–z
+/// looked up in `keywords`.
+pub fn flags_of(name: &str, keywords: &[String]) -> Flags {
+    let mut flags = Flags::new();
+    let Some((_, info)) = name.rsplit_once(":2,") else {
+        return flags;
+    };
+    for c in info.chars() {
+        match c {
+            'S' => flags.insert(SystemFlag::Seen),
+            'R' => flags.insert(SystemFlag::Answered),
+            'F' => flags.insert(SystemFlag::Flagged),
+            'T' => flags.insert(SystemFlag::Deleted),
+            'D' => flags.insert(SystemFlag::Draft),
+            'a'..='z' => {
+                if let Some(k) = keywords.get((c as u8 - b'a') as usize) {
+                    flags.insert_keyword(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    flags
+}
+
+/// `dovecot-keywords`: lines of `INDEX NAME`.
+fn keywords(dir: &Path) -> Vec<String> {
+    let mut out = vec![String::new(); 26];
+    if let Ok(text) = std::fs::read_to_string(dir.join("dovecot-keywords")) {
+        for line in text.lines() {
+            if let Some((i, name)) = line.split_once(' ')
+                && let Ok(i) = i.parse::<usize>()
+                && i < 26
+            {
+                out[i] = name.trim().to_string();
+            }
+        }
+    }
+    out
+}
+
+async fn import_folder(
+    importer: &mut Importer<'_>,
+    dir: &Path,
+    folder: &str,
+) -> anyhow::Result<()> {
+    let target = importer.folder(folder).await?;
+    importer.progress.set_prefix(folder.to_string());
+    let keywords = keywords(dir);
+    for sub in ["cur", "new"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        for path in names {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let raw = match std::fs::read(&path) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    importer
+                        .summary
+                        .failed
+                        .push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            // Maildir files use LF; the store keeps CRLF.
+            let raw = to_crlf(&raw);
+            let date = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            importer
+                .add(target, raw, flags_of(&name, &keywords), date)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Bare LF line ends become CRLF; CRLF stays.
+pub fn to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(*b);
+    }
+    out
+}
+
+pub async fn import(importer: &mut Importer<'_>, root: &Path) -> anyhow::Result<()> {
+    if !root.join("cur").is_dir() && !root.join("new").is_dir() {
+        anyhow::bail!(
+            "{} is not a Maildir (no cur/ or new/ inside)",
+            root.display()
+        );
+    }
+    import_folder(importer, root, "INBOX").await?;
+    let mut folders: Vec<_> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot read {}", root.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.len() > 1 && n != "..")
+        .collect();
+    folders.sort();
+    for name in folders {
+        let folder = name[1..].replace('.', "/");
+        import_folder(importer, &root.join(&name), &folder).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_flags() {
+        let kw = vec!["$Forwarded".to_string(), "Work".into()];
+        let f = flags_of("1700000000.1.host:2,FRSb", &kw);
+        assert!(
+            f.contains(SystemFlag::Flagged)
+                && f.contains(SystemFlag::Answered)
+                && f.contains(SystemFlag::Seen)
+        );
+        assert!(f.has_keyword("Work") && !f.has_keyword("$Forwarded"));
+        assert!(flags_of("new-message", &kw).is_empty());
+        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+    }
+}

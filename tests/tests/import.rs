@@ -1,0 +1,163 @@
+//! Import from mbox and Maildir, export to both, and back again, on SQLite
+//! and PostgreSQL: folders, flags, keywords and bytes survive; a second run
+//! copies nothing twice; a dry run changes nothing.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use pillarbox::import::{Importer, export, maildir, mbox};
+use pillarbox_directory::Directory;
+use pillarbox_store::{SystemFlag, UidRange};
+use pillarbox_tests::{TestDb, backends};
+
+const MBOX: &str = "From ann@remote.test Sat Jan  1 00:00:00 2022\r\n\
+Status: RO\r\n\
+X-Status: AF\r\n\
+From: ann@remote.test\r\n\
+Subject: first\r\n\
+\r\n\
+>From the start of a line, quoted in mboxrd.\r\n\
+>>From twice quoted.\r\n\
+\r\n\
+From bob@remote.test Sun Jan  2 10:30:00 2022\r\n\
+From: bob@remote.test\r\n\
+Subject: second\r\n\
+\r\n\
+Unread.\r\n\
+\r\n";
+
+async fn contents(
+    store: &pillarbox_store::Store,
+    account: pillarbox_store::AccountId,
+    folder: &str,
+) -> Vec<(String, pillarbox_store::Flags, i64)> {
+    let mailbox = store.require_mailbox(account, folder).await.unwrap();
+    let mut out = Vec::new();
+    for m in store.messages(mailbox.id, UidRange::all()).await.unwrap() {
+        let bytes = store.message_bytes(m.message).await.unwrap();
+        out.push((
+            String::from_utf8_lossy(&bytes).into_owned(),
+            m.flags,
+            m.internal_date,
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn mbox_and_maildir_round_trip() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let directory = Directory::new(store.clone());
+        directory.add_domain("example.test").await.unwrap();
+        let alice = directory
+            .add_account("alice@example.test", "pw")
+            .await
+            .unwrap();
+        let bob = directory
+            .add_account("bob@example.test", "pw")
+            .await
+            .unwrap();
+
+        // Dry run: nothing changes.
+        let mut dry = Importer::new(&store, alice.id, true);
+        mbox::import(&mut dry, MBOX.as_bytes(), "Old Mail")
+            .await
+            .unwrap();
+        let summary = dry.finish().await.unwrap();
+        assert_eq!(summary.copied, 2);
+        assert!(store.mailbox(alice.id, "Old Mail").await.unwrap().is_none());
+
+        let mut importer = Importer::new(&store, alice.id, false);
+        mbox::import(&mut importer, MBOX.as_bytes(), "Old Mail")
+            .await
+            .unwrap();
+        let summary = importer.finish().await.unwrap();
+        assert_eq!((summary.copied, summary.skipped), (2, 0));
+        let old = contents(&store, alice.id, "Old Mail").await;
+        assert_eq!(old.len(), 2);
+        assert_eq!(
+            old[0].0,
+            "From: ann@remote.test\r\nSubject: first\r\n\r\nFrom the start of a line, quoted in mboxrd.\r\n>From twice quoted.\r\n"
+        );
+        assert!(
+            old[0].1.contains(SystemFlag::Seen)
+                && old[0].1.contains(SystemFlag::Answered)
+                && old[0].1.contains(SystemFlag::Flagged)
+        );
+        assert!(old[1].1.is_empty());
+        assert_eq!(old[0].2, 1640995200, "internal date from the From line");
+
+        // Again: nothing is copied twice.
+        let mut again = Importer::new(&store, alice.id, false);
+        mbox::import(&mut again, MBOX.as_bytes(), "Old Mail")
+            .await
+            .unwrap();
+        let summary = again.finish().await.unwrap();
+        assert_eq!((summary.copied, summary.skipped), (0, 2));
+
+        // A keyword and a second folder, then export as Maildir and import into bob.
+        let mailbox = store.require_mailbox(alice.id, "Old Mail").await.unwrap();
+        let first = store.messages(mailbox.id, UidRange::all()).await.unwrap()[0].uid;
+        store
+            .store_flags(
+                mailbox.id,
+                &[first],
+                pillarbox_store::FlagOp::Add,
+                &pillarbox_store::Flags::new().with_keyword("Work"),
+                None,
+            )
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let n = export::export(&store, alice.id, "maildir", &dir.path().join("md"))
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(dir.path().join("md/.Old Mail/cur").is_dir());
+        let mut importer = Importer::new(&store, bob.id, false);
+        maildir::import(&mut importer, &dir.path().join("md"))
+            .await
+            .unwrap();
+        importer.finish().await.unwrap();
+        let copied = contents(&store, bob.id, "Old Mail").await;
+        assert_eq!(copied.len(), 2);
+        assert_eq!(copied[0].0, old[0].0, "bytes survive Maildir");
+        assert!(copied[0].1.has_keyword("Work") && copied[0].1.contains(SystemFlag::Flagged));
+
+        // And mbox export → import into a fresh folder gives the same again.
+        n_mbox_round_trip(&store, bob.id, dir.path(), &old).await;
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+async fn n_mbox_round_trip(
+    store: &pillarbox_store::Store,
+    account: pillarbox_store::AccountId,
+    dir: &std::path::Path,
+    expected: &[(String, pillarbox_store::Flags, i64)],
+) {
+    let out = dir.join("mbox");
+    export::export(store, account, "mbox", &out).await.unwrap();
+    let file = std::fs::File::open(out.join("Old Mail.mbox")).unwrap();
+    let mut importer = Importer::new(store, account, false);
+    mbox::import(&mut importer, std::io::BufReader::new(file), "Again")
+        .await
+        .unwrap();
+    importer.finish().await.unwrap();
+    let again = contents(store, account, "Again").await;
+    assert_eq!(again.len(), expected.len());
+    for (a, e) in again.iter().zip(expected) {
+        assert_eq!(a.0, e.0);
+        assert_eq!(
+            a.1.contains(SystemFlag::Seen),
+            e.1.contains(SystemFlag::Seen)
+        );
+        assert_eq!(
+            a.1.contains(SystemFlag::Answered),
+            e.1.contains(SystemFlag::Answered)
+        );
+        assert_eq!(a.2, e.2, "internal date survives mbox");
+    }
+}
