@@ -161,3 +161,112 @@ async fn n_mbox_round_trip(
         assert_eq!(a.2, e.2, "internal date survives mbox");
     }
 }
+
+#[tokio::test]
+async fn imap_import_copies_folders_and_resumes_incrementally() {
+    use pillarbox::import::imap::{Source, import};
+    use pillarbox_store::{Flags, NewMessage, Target};
+    for backend in backends() {
+        let ts = pillarbox_tests::TestServer::start(backend).await;
+        let src = ts.add_account("src@example.test", "source pw").await;
+        let dst = ts.add_account("dst@example.test", "pw").await;
+        let store = ts.store().clone();
+        let put = |folder: &'static str, subject: String, flags: Flags| {
+            let store = store.clone();
+            async move {
+                let mailbox = match store.mailbox(src.id, folder).await.unwrap() {
+                    Some(m) => m,
+                    None => store.create_mailbox(src.id, folder, None).await.unwrap(),
+                };
+                let raw = format!(
+                    "From: a@remote.test\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n"
+                );
+                store
+                    .deliver(
+                        &NewMessage {
+                            raw: raw.into(),
+                            trace_headers: Vec::new(),
+                            internal_date: Some(1_600_000_000),
+                        },
+                        &[Target {
+                            account: src.id,
+                            mailbox: mailbox.id,
+                            flags,
+                        }],
+                    )
+                    .await
+                    .unwrap();
+            }
+        };
+        for i in 0..5 {
+            put(
+                "INBOX",
+                format!("inbox {i}"),
+                Flags::new().with(SystemFlag::Seen),
+            )
+            .await;
+        }
+        put(
+            "Sent",
+            "sent one".into(),
+            Flags::new().with_keyword("$Forwarded"),
+        )
+        .await;
+        put(
+            "Projects/2024",
+            "project".into(),
+            Flags::new().with(SystemFlag::Flagged),
+        )
+        .await;
+
+        let source = Source::parse(&format!(
+            "imaps://src%40example.test@127.0.0.1:{}",
+            ts.addr("imaps").port()
+        ))
+        .unwrap();
+        let tls = pillarbox_net::tls::client_config_trusting(&ts.cert_path()).unwrap();
+        let summary = import(&store, dst.id, &source, "source pw", tls.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(summary.copied, 7, "{summary:?}");
+        let inbox = contents(&store, dst.id, "INBOX").await;
+        assert_eq!(inbox.len(), 5);
+        assert!(
+            inbox
+                .iter()
+                .all(|m| m.1.contains(SystemFlag::Seen) && m.2 == 1_600_000_000)
+        );
+        assert!(inbox[0].0.ends_with("body of inbox 0\r\n"));
+        let sent = contents(&store, dst.id, "Sent").await;
+        assert!(
+            sent.len() == 1 && sent[0].1.has_keyword("$Forwarded"),
+            "{sent:?}"
+        );
+        let projects = contents(&store, dst.id, "Projects/2024").await;
+        assert!(projects.len() == 1 && projects[0].1.contains(SystemFlag::Flagged));
+
+        // A second run copies nothing; a new message is the only one copied next.
+        let summary = import(&store, dst.id, &source, "source pw", tls.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!((summary.copied, summary.skipped), (0, 0), "{summary:?}");
+        put("INBOX", "inbox new".into(), Flags::new()).await;
+        let summary = import(&store, dst.id, &source, "source pw", tls.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(summary.copied, 1, "{summary:?}");
+        assert_eq!(contents(&store, dst.id, "INBOX").await.len(), 6);
+
+        // Wrong password: a clear error, nothing copied.
+        let error = import(&store, dst.id, &source, "wrong", tls, false)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("login as src@example.test failed"),
+            "{error}"
+        );
+        ts.stop().await;
+    }
+}

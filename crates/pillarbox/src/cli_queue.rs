@@ -204,6 +204,26 @@ pub enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy every folder from another IMAP server (a hosted provider); run
+    /// again to copy only what is new.
+    Imap {
+        /// imaps://USER@HOST[:PORT] (implicit TLS) or imap://USER@HOST[:PORT] (STARTTLS).
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Read the source password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Trust this certificate (PEM) instead of the web PKI roots.
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+        /// Do not check the server's certificate (only on a network you trust).
+        #[arg(long)]
+        insecure: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Import a Maildir (Maildir++ folders, flags, Dovecot keywords).
     Maildir {
         dir: std::path::PathBuf,
@@ -240,6 +260,33 @@ pub async fn import(store: &Store, command: ImportCommand) -> anyhow::Result<()>
             let mut importer = crate::import::Importer::new(store, account, dry_run);
             crate::import::mbox::import(&mut importer, reader, &folder).await?;
             (importer.finish().await?, dry_run)
+        }
+        ImportCommand::Imap {
+            from,
+            to,
+            password_stdin,
+            ca_file,
+            insecure,
+            dry_run,
+        } => {
+            let account = account_of(store, &to).await?;
+            let source = crate::import::imap::Source::parse(&from)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                rpassword::prompt_password(format!("Password of {}: ", source.user))?
+            };
+            let tls = match (ca_file, insecure) {
+                (Some(path), _) => pillarbox_net::tls::client_config_trusting(&path)?,
+                (None, true) => pillarbox_net::tls::client_config_opportunistic(),
+                (None, false) => pillarbox_net::tls::client_config_webpki(),
+            };
+            let summary =
+                crate::import::imap::import(store, account, &source, &password, tls, dry_run)
+                    .await?;
+            (summary, dry_run)
         }
         ImportCommand::Maildir { dir, to, dry_run } => {
             let account = account_of(store, &to).await?;

@@ -429,3 +429,49 @@ impl Store {
         Ok(rows.into_iter().map(|(h,)| h).collect())
     }
 }
+
+impl Store {
+    /// Where an import of `folder` from `source` left off: (UIDVALIDITY, last UID).
+    pub async fn import_state(
+        &self,
+        account: crate::AccountId,
+        source: &str,
+        folder: &str,
+    ) -> Result<Option<(u32, u32)>> {
+        let row: Option<(i64, i64)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT uid_validity, last_uid FROM import_state WHERE account_id = $1 AND source = $2 AND folder = $3",
+            )
+            .bind(account.0)
+            .bind(source)
+            .bind(folder)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(v, u)| (v as u32, u as u32)))
+    }
+
+    pub async fn set_import_state(
+        &self,
+        account: crate::AccountId,
+        source: &str,
+        folder: &str,
+        uid_validity: u32,
+        last_uid: u32,
+    ) -> Result<()> {
+        with_pool!(self.db_write(), pool => {
+            sqlx::query(
+                "INSERT INTO import_state (account_id, source, folder, uid_validity, last_uid) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (account_id, source, folder) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid",
+            )
+            .bind(account.0)
+            .bind(source)
+            .bind(folder)
+            .bind(uid_validity as i64)
+            .bind(last_uid as i64)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

@@ -5,6 +5,7 @@
 //! memory stays flat whatever the mailbox size.
 
 pub mod export;
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 

@@ -1,0 +1,9 @@
+-- Where each IMAP import left off, per source folder (resumable, incremental).
+CREATE TABLE import_state (
+    account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    uid_validity BIGINT NOT NULL,
+    last_uid BIGINT NOT NULL,
+    PRIMARY KEY (account_id, source, folder)
+);
