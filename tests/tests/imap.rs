@@ -542,6 +542,14 @@ async fn limits_and_bad_input_change_nothing() {
         c.send_line(&long).await;
         assert!(c.read_line().await.starts_with("* BAD [TOOBIG]"));
         cmd(&mut c, "f SELECT INBOX").await;
+        // `1:*` on an empty mailbox names nothing; a number that does not exist is an error.
+        let lines = cmd(&mut c, "f1 FETCH 1:* FLAGS").await;
+        assert!(
+            lines.len() == 1 && last(&lines).starts_with("f1 OK"),
+            "{lines:?}"
+        );
+        let lines = cmd(&mut c, "f2 FETCH 1 FLAGS").await;
+        assert!(last(&lines).starts_with("f2 BAD"), "{lines:?}");
         let nested = format!("g SEARCH {}ALL{}", "(".repeat(50), ")".repeat(50));
         let lines = cmd(&mut c, &nested).await;
         assert!(

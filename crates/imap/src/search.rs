@@ -154,18 +154,23 @@ async fn run_search(
     let context = Context { selected, rev2 };
     let text = needs_text(key);
     let mut hits = Vec::new();
+    // Texts in batches, not one query per message.
+    let mut texts = if text {
+        let ids: Vec<_> = selected.messages.iter().map(|m| m.message).collect();
+        store.message_search_texts(&ids).await?
+    } else {
+        Default::default()
+    };
     for (i, m) in selected.messages.iter().enumerate() {
         if selected.gone.contains(&m.uid) {
             continue;
         }
-        let loaded = if text {
-            let (header, body) = store.message_search_text(m.message).await?;
-            Loaded {
+        let loaded = match texts.remove(&m.message) {
+            Some((header, body)) => Loaded {
                 header: Some(header),
                 body: Some(body),
-            }
-        } else {
-            Loaded::default()
+            },
+            None => Loaded::default(),
         };
         if context.matches(key, i as u32 + 1, m, &loaded) {
             hits.push((i as u32 + 1, m.uid));

@@ -96,6 +96,12 @@ impl Selected {
             }
         } else {
             let exists = self.exists();
+            // `1:*` on an empty mailbox names nothing (clients send it right after SELECT).
+            if exists == 0
+                && matches!(set, SequenceSet::Ranges(r) if r.iter().any(|(a, b)| matches!(a, crate::sequence::SeqBound::Star) || matches!(b, crate::sequence::SeqBound::Star)))
+            {
+                return Ok(Vec::new());
+            }
             for (low, high) in set.resolve(exists) {
                 if exists == 0 || high > exists || low == 0 {
                     return Err(Done::Bad(format!(

@@ -6,7 +6,10 @@
 //! rather than smtp-proto: the parser is ~300 lines with RFC examples as
 //! tests, and keeps the error texts and the 1000-octet line rule in our
 //! hands; smtp-proto's request parser would still need our DATA reader
-//! (smuggling-safe, see `data.rs`) and BDAT handling around it.
+//! (smuggling-safe, see `data.rs`) and BDAT handling around it. The
+//! outbound client (`outbound/client.rs`) is ours for the same reason: the
+//! queue needs every recipient's own reply, pipelined, and DSN parameters
+//! passed on, which mail-send's high-level API folds into one result.
 
 mod auth;
 mod checks;

@@ -268,6 +268,32 @@ impl Store {
         Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
+    /// Search texts of many messages at once (500 per query): id → (header, body).
+    pub async fn message_search_texts(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<std::collections::HashMap<MessageId, (String, String)>> {
+        let mut out = std::collections::HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(|m| m.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows: Vec<(i64, String, String)> = with_pool!(self.db(), pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, header_text, body_text FROM messages WHERE id IN ({list})"
+                )))
+                .fetch_all(pool)
+                .await?
+            });
+            for (id, header, body) in rows {
+                out.insert(MessageId(id), (header, body));
+            }
+        }
+        Ok(out)
+    }
+
     /// The header block and decoded body text kept for SEARCH.
     pub async fn message_search_text(&self, message: MessageId) -> Result<(String, String)> {
         let row: Option<(String, String)> = with_pool!(self.db(), pool => {

@@ -336,7 +336,8 @@ pub async fn idle_fanout(
         });
     }
     drop(ready_tx);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // Each login verifies an argon2id hash: thousands take a while.
+    let deadline = Instant::now() + Duration::from_secs(900);
     for _ in 0..clients {
         if tokio::time::timeout_at(deadline.into(), ready_rx.recv())
             .await
