@@ -43,6 +43,8 @@ pub enum Command {
     Dns { domain: String },
     /// Ask the running server's /healthz (exit status 0 when healthy): for container health checks.
     Health,
+    /// Start a throw-away server with a demo account and the POP3-vs-IMAP lab page.
+    Lab,
     /// Bring mail in from an mbox file or a Maildir.
     #[command(subcommand)]
     Import(crate::cli_queue::ImportCommand),
@@ -415,6 +417,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health => crate::cli_dns::health(&config).await,
+        Command::Lab => {
+            init_logging(&config);
+            crate::serve::run_lab(config).await
+        }
         Command::Import(command) => {
             let store = crate::serve::open_store(&config).await?;
             crate::cli_queue::import(&store, command).await

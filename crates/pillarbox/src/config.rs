@@ -24,6 +24,19 @@ pub struct Config {
     pub smtp: pillarbox_smtp::Config,
     pub pop3: pillarbox_pop3::Config,
     pub imap: pillarbox_imap::Config,
+    pub lab: LabConfig,
+}
+
+/// `[lab]`: the POP3-vs-IMAP lab page on the HTTP listener (`/lab`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabConfig {
+    /// Serve `/lab`; visitors log in with their own mail address and password.
+    pub enabled: bool,
+    /// Throw-away mode (`pillarbox lab`): the page acts on this account
+    /// without asking for a login. Never set this on a real server.
+    pub demo_account: Option<String>,
+    pub demo_password: Option<String>,
 }
 
 /// `[store]`
@@ -108,6 +121,7 @@ impl Default for Config {
             smtp: Default::default(),
             pop3: Default::default(),
             imap: Default::default(),
+            lab: Default::default(),
         }
     }
 }
@@ -303,7 +317,7 @@ mod tests {
     #[test]
     fn defaults_run_on_loopback_with_unprivileged_ports() {
         let config = Config::load_from(None, &[]).unwrap();
-        assert_eq!(config.listener.len(), 7);
+        assert_eq!(config.listener.len(), 8);
         for listener in config.listener.values() {
             assert!(listener.addr.ip().is_loopback());
             assert!(listener.addr.port() > 1024);

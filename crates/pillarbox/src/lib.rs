@@ -7,4 +7,5 @@ mod cli_queue;
 pub mod config;
 pub mod http;
 pub mod import;
+pub mod lab;
 pub mod serve;

@@ -182,6 +182,13 @@ pub async fn start_with_verifier(
             store: store.clone(),
             config: config.clone(),
             addrs: addrs.clone(),
+            lab: config.lab.enabled.then(|| {
+                match (&config.lab.demo_account, &config.lab.demo_password) {
+                    (Some(account), Some(password)) => crate::lab::Lab::demo(account, password),
+                    _ => crate::lab::Lab::default(),
+                }
+            }),
+            shutdown: shutdown.clone(),
         });
         listeners.spawn(crate::http::serve(socket, state, shutdown.clone()));
     }
@@ -236,6 +243,39 @@ pub fn banner(server: &RunningServer) -> String {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = start(config).await?;
     print!("{}", banner(&server));
+    serve_until_signal(server).await
+}
+
+/// `pillarbox lab`: a throw-away server with a demo domain and account, and
+/// the lab page on the HTTP listener.
+pub async fn run_lab(mut config: Config) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("pillarbox-lab-{}", std::process::id()));
+    config.data_dir = dir.clone();
+    config.store.url = None;
+    config.hostname = "lab.test".into();
+    config.smtp.auth_checks = false;
+    config.lab.enabled = true;
+    config.lab.demo_account = Some("alice@lab.test".into());
+    config.lab.demo_password = Some("lab-password".into());
+    let server = start(config).await?;
+    let directory = &server.directory;
+    directory.add_domain("lab.test").await?;
+    directory
+        .add_account("alice@lab.test", "lab-password")
+        .await?;
+    print!("{}", banner(&server));
+    if let Some(http) = server.addr("http") {
+        println!(
+            "The lab: http://{http}/lab  (account alice@lab.test, data in {}, removed at exit)",
+            dir.display()
+        );
+    }
+    let result = serve_until_signal(server).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn serve_until_signal(server: RunningServer) -> anyhow::Result<()> {
     let token = server.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -23,6 +23,10 @@ pub struct HttpState {
     pub config: Config,
     /// Bound address of every listener (the protocol ones are advertised).
     pub addrs: BTreeMap<String, SocketAddr>,
+    /// The POP3-vs-IMAP lab, when enabled.
+    pub lab: Option<crate::lab::Lab>,
+    /// Fires at shutdown: long-lived responses (the lab's event stream) end.
+    pub shutdown: CancellationToken,
 }
 
 /// The process-wide Prometheus recorder (one per process, however many
@@ -49,6 +53,7 @@ pub fn init_metrics() {
 
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
+        .merge(crate::lab::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route(
