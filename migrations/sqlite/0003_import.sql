@@ -7,3 +7,15 @@ CREATE TABLE import_state (
     last_uid INTEGER NOT NULL,
     PRIMARY KEY (account_id, source, folder)
 );
+
+-- Which local message each imported source message became, so flag changes
+-- on the source are carried over by the next run.
+CREATE TABLE import_map (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    remote_uid INTEGER NOT NULL,
+    mailbox_id INTEGER NOT NULL,
+    local_uid INTEGER NOT NULL,
+    PRIMARY KEY (account_id, source, folder, remote_uid)
+);

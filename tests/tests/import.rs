@@ -257,6 +257,34 @@ async fn imap_import_copies_folders_and_resumes_incrementally() {
         assert_eq!(summary.copied, 1, "{summary:?}");
         assert_eq!(contents(&store, dst.id, "INBOX").await.len(), 6);
 
+        // A flag changed on the source is carried over by the next run.
+        let src_inbox = store.require_mailbox(src.id, "INBOX").await.unwrap();
+        let first = store.messages(src_inbox.id, UidRange::all()).await.unwrap()[0].uid;
+        store
+            .store_flags(
+                src_inbox.id,
+                &[first],
+                pillarbox_store::FlagOp::Add,
+                &Flags::new().with(SystemFlag::Flagged),
+                None,
+            )
+            .await
+            .unwrap();
+        let summary = import(&store, dst.id, &source, "source pw", tls.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.copied, summary.flags_updated),
+            (0, 1),
+            "{summary:?}"
+        );
+        let inbox = contents(&store, dst.id, "INBOX").await;
+        assert!(
+            inbox[0].1.contains(SystemFlag::Flagged) && inbox[0].1.contains(SystemFlag::Seen),
+            "{:?}",
+            inbox[0]
+        );
+
         // Wrong password: a clear error, nothing copied.
         let error = import(&store, dst.id, &source, "wrong", tls, false)
             .await

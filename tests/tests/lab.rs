@@ -95,7 +95,10 @@ async fn lab_actions_run_real_sessions_and_show_transcripts() {
         let mut line = String::new();
         loop {
             line.clear();
-            tokio::time::timeout(Duration::from_secs(10), events.read_line(&mut line)).await.unwrap().unwrap();
+            tokio::time::timeout(Duration::from_secs(10), events.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
             if line == "\r\n" {
                 break;
             }

@@ -475,3 +475,61 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Records which local message (mailbox, UID) imported source UIDs became.
+    pub async fn set_import_map(
+        &self,
+        account: crate::AccountId,
+        source: &str,
+        folder: &str,
+        entries: &[(u32, crate::MailboxId, crate::Uid)],
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self.db_write(), pool => {
+            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
+            for (remote, mailbox, uid) in entries {
+                sqlx::query(
+                    "INSERT INTO import_map (account_id, source, folder, remote_uid, mailbox_id, local_uid) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, source, folder, remote_uid) \
+                     DO UPDATE SET mailbox_id = excluded.mailbox_id, local_uid = excluded.local_uid",
+                )
+                .bind(account.0)
+                .bind(source)
+                .bind(folder)
+                .bind(*remote as i64)
+                .bind(mailbox.0)
+                .bind(uid.0 as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Source UID → (local mailbox, local UID) for one imported folder.
+    pub async fn import_map(
+        &self,
+        account: crate::AccountId,
+        source: &str,
+        folder: &str,
+    ) -> Result<std::collections::HashMap<u32, (crate::MailboxId, crate::Uid)>> {
+        let rows: Vec<(i64, i64, i64)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT remote_uid, mailbox_id, local_uid FROM import_map WHERE account_id = $1 AND source = $2 AND folder = $3",
+            )
+            .bind(account.0)
+            .bind(source)
+            .bind(folder)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(r, m, u)| (r as u32, (crate::MailboxId(m), crate::Uid(u as u32))))
+            .collect())
+    }
+}

@@ -184,6 +184,38 @@ pub async fn import(
         if mailbox.exists == 0 {
             continue;
         }
+        // Flags changed on the source since the last run are carried over.
+        if next > 1 {
+            let map = store.import_map(account, &key, &remote).await?;
+            let fetches: Vec<_> = session
+                .uid_fetch(format!("1:{}", next - 1), "(UID FLAGS)")
+                .await?
+                .try_collect()
+                .await?;
+            for fetch in &fetches {
+                let Some(&(mailbox_id, local_uid)) = fetch.uid.and_then(|u| map.get(&u)) else {
+                    continue;
+                };
+                let wanted = flags_of(fetch);
+                let Some(current) = store.message(mailbox_id, local_uid).await? else {
+                    continue;
+                };
+                if current.flags != wanted {
+                    importer.summary.flags_updated += 1;
+                    if !dry_run {
+                        store
+                            .store_flags(
+                                mailbox_id,
+                                &[local_uid],
+                                pillarbox_store::FlagOp::Replace,
+                                &wanted,
+                                None,
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
         let uid_next = mailbox.uid_next.unwrap_or(u32::MAX);
         while next < uid_next {
             let last = next
@@ -213,11 +245,17 @@ pub async fn import(
                     continue;
                 };
                 let date = fetch.internal_date().map(|d| d.timestamp());
-                importer
-                    .add(target, body.to_vec(), flags_of(fetch), date)
+                let stored = importer
+                    .add_from(target, body.to_vec(), flags_of(fetch), date, Some(uid))
+                    .await?;
+                store
+                    .set_import_map(account, &key, &remote, &stored)
                     .await?;
             }
-            importer.flush().await?;
+            let stored = importer.flush().await?;
+            store
+                .set_import_map(account, &key, &remote, &stored)
+                .await?;
             if !dry_run {
                 // Checkpoint: an interrupted run resumes after this chunk.
                 store

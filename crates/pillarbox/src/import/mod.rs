@@ -21,6 +21,8 @@ const BATCH: usize = 200;
 pub struct Summary {
     pub copied: u64,
     pub skipped: u64,
+    /// Messages whose flags were brought up to date from the source.
+    pub flags_updated: u64,
     pub failed: Vec<String>,
     pub bytes: u64,
 }
@@ -35,6 +37,12 @@ impl Summary {
             self.skipped,
             self.failed.len()
         );
+        if self.flags_updated > 0 {
+            println!(
+                "flags brought up to date on {} messages",
+                self.flags_updated
+            );
+        }
         for reason in &self.failed {
             println!("  failed: {reason}");
         }
@@ -47,6 +55,8 @@ pub struct Importer<'a> {
     account: AccountId,
     dry_run: bool,
     batch: Vec<(NewMessage, Vec<Target>)>,
+    /// The source UID of each batched message, when it has one (IMAP).
+    remote: Vec<Option<u32>>,
     folders: HashMap<String, MailboxId>,
     present: HashMap<MailboxId, HashSet<String>>,
     pub summary: Summary,
@@ -71,6 +81,7 @@ impl<'a> Importer<'a> {
             account,
             dry_run,
             batch: Vec::new(),
+            remote: Vec::new(),
             folders: HashMap::new(),
             present: HashMap::new(),
             summary: Summary::default(),
@@ -109,15 +120,30 @@ impl<'a> Importer<'a> {
         flags: Flags,
         internal_date: Option<i64>,
     ) -> anyhow::Result<()> {
+        self.add_from(folder, raw, flags, internal_date, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`Importer::add`], remembering the source UID; returns the
+    /// (source UID, mailbox, local UID) of messages stored by a full batch.
+    pub async fn add_from(
+        &mut self,
+        folder: MailboxId,
+        raw: Vec<u8>,
+        flags: Flags,
+        internal_date: Option<i64>,
+        remote: Option<u32>,
+    ) -> anyhow::Result<Vec<(u32, MailboxId, pillarbox_store::Uid)>> {
         if raw.is_empty() {
             self.summary.failed.push("an empty message".into());
-            return Ok(());
+            return Ok(Vec::new());
         }
         let hash = blob::hash(&raw);
         let present = self.present.entry(folder).or_default();
         if !present.insert(hash) {
             self.summary.skipped += 1;
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.summary.copied += 1;
         self.summary.bytes += raw.len() as u64;
@@ -125,8 +151,9 @@ impl<'a> Importer<'a> {
         self.progress
             .set_message(format!("{:.1} MB", self.summary.bytes as f64 / 1e6));
         if self.dry_run {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        self.remote.push(remote);
         self.batch.push((
             NewMessage {
                 raw: raw.into(),
@@ -140,18 +167,24 @@ impl<'a> Importer<'a> {
             }],
         ));
         if self.batch.len() >= BATCH {
-            self.flush().await?;
+            return self.flush().await;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
-    pub async fn flush(&mut self) -> anyhow::Result<()> {
+    /// Stores the batch; returns where messages with a source UID went.
+    pub async fn flush(&mut self) -> anyhow::Result<Vec<(u32, MailboxId, pillarbox_store::Uid)>> {
         if self.batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let batch = std::mem::take(&mut self.batch);
-        self.store.deliver_batch(&batch).await?;
-        Ok(())
+        let remote = std::mem::take(&mut self.remote);
+        let delivered = self.store.deliver_batch(&batch).await?;
+        Ok(remote
+            .into_iter()
+            .zip(delivered)
+            .filter_map(|(r, d)| Some((r?, d.first()?.mailbox, d.first()?.uid)))
+            .collect())
     }
 
     pub async fn finish(mut self) -> anyhow::Result<Summary> {
