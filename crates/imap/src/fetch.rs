@@ -87,14 +87,27 @@ impl Session<'_> {
             }
         }
         let mut pending = 0usize;
-        for index in indexes {
+        // Metadata for a window of messages at a time, not one query each.
+        let mut metas = std::collections::HashMap::new();
+        for (position, index) in indexes.iter().copied().enumerate() {
             let entry = selected.messages[index].clone();
             if selected.gone.contains(&entry.uid) {
                 // Expunged by another session and not yet announced: no data.
                 continue;
             }
+            if needs_meta && !metas.contains_key(&entry.message) {
+                let window: Vec<_> = indexes[position..]
+                    .iter()
+                    .take(500)
+                    .map(|i| selected.messages[*i].message)
+                    .collect();
+                metas = store.message_metas(&window).await?;
+            }
             let meta = if needs_meta {
-                Some(store.message_meta(entry.message).await?)
+                match metas.remove(&entry.message) {
+                    Some(meta) => Some(meta),
+                    None => Some(store.message_meta(entry.message).await?),
+                }
             } else {
                 None
             };

@@ -268,6 +268,35 @@ impl Store {
         Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
+    /// Envelopes and MIME trees of many messages at once (500 per query).
+    pub async fn message_metas(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<std::collections::HashMap<MessageId, MessageMeta>> {
+        let mut out = std::collections::HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(|m| m.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows: Vec<(i64, String)> = with_pool!(self.db(), pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, meta FROM messages WHERE id IN ({list})"
+                )))
+                .fetch_all(pool)
+                .await?
+            });
+            for (id, json) in rows {
+                out.insert(
+                    MessageId(id),
+                    serde_json::from_str(&json).unwrap_or_default(),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// Search texts of many messages at once (500 per query): id → (header, body).
     pub async fn message_search_texts(
         &self,

@@ -4,6 +4,7 @@
 //! `target/bench/<workload>.json`.
 
 mod client;
+mod peer;
 mod server;
 mod workloads;
 
@@ -68,6 +69,133 @@ impl Figures {
     }
 }
 
+fn load_messages(args: &Args, default: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    match &args.mbox {
+        Some(path) => {
+            let mut all = client::read_mbox(path)?;
+            if let Some(n) = args.messages {
+                all.truncate(n);
+            }
+            Ok(all)
+        }
+        None => Ok((0..args.messages.unwrap_or(default))
+            .map(|i| {
+                client::message(
+                    i,
+                    if i % 10 == 0 { 40 << 10 } else { 4 << 10 },
+                    "user0@example.test",
+                )
+            })
+            .collect()),
+    }
+}
+
+/// One workload against one server. `peer` = the server has no SMTP (the
+/// comparison preloads and triggers over IMAP for both sides).
+async fn run_workload(
+    args: &Args,
+    targets: &Targets,
+    rss: &dyn Fn() -> u64,
+    messages: &dyn Fn(usize) -> anyhow::Result<Vec<Vec<u8>>>,
+    peer: bool,
+) -> anyhow::Result<Figures> {
+    match args.workload.as_str() {
+        "smtp-ingest" if peer => bail!(
+            "smtp-ingest against Postfix+Dovecot is not built: Postfix is not set up by this tool"
+        ),
+        "smtp-ingest" => {
+            let mut f = workloads::smtp_ingest(
+                targets,
+                args.connections,
+                Duration::from_secs(args.seconds),
+                16,
+            )
+            .await?;
+            f.push("RSS after ingest", rss() as f64 / 1024.0, "MiB");
+            Ok(f)
+        }
+        "pop3-drain" => {
+            workloads::pop3_drain(targets, args.accounts, args.messages.unwrap_or(200), peer).await
+        }
+        "imap-sync" => workloads::imap_sync(targets, &messages(10_000)?).await,
+        "imap-search" => workloads::imap_search(targets, &messages(100_000)?).await,
+        "idle-fanout" => workloads::idle_fanout(targets, args.clients, rss, peer).await,
+        "mixed" if peer => bail!("mixed needs SMTP: not available against Dovecot alone"),
+        "mixed" => workloads::mixed(targets, Duration::from_secs(args.seconds)).await,
+        "startup" => Ok(Figures::new()),
+        other => bail!(
+            "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed or startup"
+        ),
+    }
+}
+
+/// `--vs dovecot`: Pillarbox and Dovecot, fresh each round, A B A B; the
+/// mean of each figure and the ratio Pillarbox/Dovecot.
+fn versus(args: &Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let binary = server::build()?;
+    let accounts = args.accounts.max(16);
+    let messages = |default: usize| load_messages(args, default);
+    let mut ours: Vec<Figures> = Vec::new();
+    let mut theirs: Vec<Figures> = Vec::new();
+    let ip = std::net::Ipv4Addr::LOCALHOST;
+    for round in 1..=2 {
+        eprintln!("round {round}: Pillarbox");
+        let s = server::Server::start(&binary, None)?;
+        s.add_accounts(accounts)?;
+        let targets = Targets {
+            smtp: SocketAddr::from((ip, server::PORTS.smtp)),
+            pop3: SocketAddr::from((ip, server::PORTS.pop3)),
+            imap: SocketAddr::from((ip, server::PORTS.imap)),
+        };
+        let rss = || s.rss_kib();
+        ours.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
+        drop(s);
+        eprintln!("round {round}: Dovecot");
+        let d = peer::Dovecot::start(accounts)?;
+        let targets = Targets {
+            smtp: SocketAddr::from((ip, 1)),
+            pop3: SocketAddr::from((ip, peer::POP3_PORT)),
+            imap: SocketAddr::from((ip, peer::IMAP_PORT)),
+        };
+        let rss = || d.rss_kib();
+        theirs.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
+        drop(d);
+    }
+    let mean =
+        |runs: &[Figures], i: usize| runs.iter().map(|f| f.0[i].1).sum::<f64>() / runs.len() as f64;
+    println!(
+        "\n{} — Pillarbox vs Dovecot (SQLite; A B A B; commit {})",
+        args.workload,
+        commit()
+    );
+    println!(
+        "  {:<34} {:>12} {:>12} {:>8}",
+        "figure", "Pillarbox", "Dovecot", "ratio"
+    );
+    let mut rows = Vec::new();
+    for (i, (name, _, unit)) in ours[0].0.iter().enumerate() {
+        let (a, b) = (mean(&ours, i), mean(&theirs, i));
+        let ratio = if b != 0.0 { a / b } else { f64::NAN };
+        println!("  {name:<34} {a:>12.2} {b:>12.2} {ratio:>8.2}  {unit}");
+        rows.push(serde_json::json!({"name": name, "unit": unit, "pillarbox": a, "dovecot": b, "ratio": ratio}));
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let dir = PathBuf::from(target).join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}-vs-dovecot.json", args.workload));
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(
+            &serde_json::json!({"workload": args.workload, "commit": commit(), "figures": rows}),
+        )?,
+    )?;
+    println!("  written to {}", path.display());
+    Ok(())
+}
+
 fn commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -79,9 +207,10 @@ fn commit() -> String {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(peer) = &args.vs {
-        bail!(
-            "--vs {peer}: comparing with a peer in the same run is not built yet; run the same workload with --target against your {peer} (see BENCHMARKS.md)"
-        );
+        if peer != "dovecot" {
+            bail!("--vs {peer}: the peer this tool can start is dovecot");
+        }
+        return versus(&args);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -148,24 +277,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .collect()),
         }
     };
-    let mut figures = runtime.block_on(async {
-        match args.workload.as_str() {
-            "smtp-ingest" => {
-                let mut f = workloads::smtp_ingest(&targets, args.connections, Duration::from_secs(args.seconds), 16).await?;
-                f.push("RSS after ingest", rss() as f64 / 1024.0, "MiB");
-                Ok(f)
-            }
-            "pop3-drain" => workloads::pop3_drain(&targets, args.accounts, args.messages.unwrap_or(200)).await,
-            "imap-sync" => workloads::imap_sync(&targets, &messages(10_000)?).await,
-            "imap-search" => workloads::imap_search(&targets, &messages(100_000)?).await,
-            "idle-fanout" => workloads::idle_fanout(&targets, args.clients, &rss).await,
-            "mixed" => workloads::mixed(&targets, Duration::from_secs(args.seconds)).await,
-            "startup" => Ok(Figures::new()),
-            other => bail!(
-                "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed or startup"
-            ),
-        }
-    })?;
+    let mut figures = runtime.block_on(run_workload(&args, &targets, &rss, &messages, false))?;
     if let Some((startup, rss_start)) = started {
         figures.push(
             "startup (serve → accepting)",

@@ -174,9 +174,20 @@ pub async fn preload_imap(t: &Targets, user: &str, messages: &[Vec<u8>]) -> anyh
     Ok(())
 }
 
-pub async fn pop3_drain(t: &Targets, accounts: usize, messages: usize) -> anyhow::Result<Figures> {
+pub async fn pop3_drain(
+    t: &Targets,
+    accounts: usize,
+    messages: usize,
+    via_imap: bool,
+) -> anyhow::Result<Figures> {
     for a in 0..accounts {
-        preload_smtp(t, &format!("user{a}@example.test"), messages, 4).await?;
+        let user = format!("user{a}@example.test");
+        if via_imap {
+            let batch: Vec<Vec<u8>> = (0..messages).map(|i| message(i, 4 << 10, &user)).collect();
+            preload_imap(t, &user, &batch).await?;
+        } else {
+            preload_smtp(t, &user, messages, 4).await?;
+        }
     }
     let start = Instant::now();
     let octets = Arc::new(AtomicUsize::new(0));
@@ -266,9 +277,11 @@ pub async fn imap_sync(t: &Targets, messages: &[Vec<u8>]) -> anyhow::Result<Figu
     let mut c = imap_login(t, "user0@example.test").await?;
     c.send(b"s SELECT INBOX\r\n").await?;
     c.imap_until("s").await?;
-    c.send(format!("n UID FETCH {}:* (FLAGS)\r\nf FETCH 1:* (FLAGS)\r\n", n + 1).as_bytes())
+    // One after the other: servers may answer pipelined commands out of order.
+    c.send(format!("n UID FETCH {}:* (FLAGS)\r\n", n + 1).as_bytes())
         .await?;
     c.imap_until("n").await?;
+    c.send(b"f FETCH 1:* (FLAGS)\r\n").await?;
     c.imap_until("f").await?;
     let incremental = start.elapsed().as_secs_f64();
     let mut f = Figures::new();
@@ -312,6 +325,7 @@ pub async fn idle_fanout(
     t: &Targets,
     clients: usize,
     rss: &dyn Fn() -> u64,
+    trigger_append: bool,
 ) -> anyhow::Result<Figures> {
     let before = rss();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients.max(1));
@@ -320,8 +334,9 @@ pub async fn idle_fanout(
         let (t, ready) = (t.clone(), ready_tx.clone());
         tasks.spawn(async move {
             let mut c = imap_login(&t, "user0@example.test").await?;
-            c.send(b"s SELECT INBOX\r\ni IDLE\r\n").await?;
+            c.send(b"s SELECT INBOX\r\n").await?;
             c.imap_until("s").await?;
+            c.send(b"i IDLE\r\n").await?;
             let go = c.line().await?;
             if !go.starts_with('+') {
                 bail!("IDLE refused: {go}");
@@ -351,7 +366,17 @@ pub async fn idle_fanout(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss();
     let sent = Instant::now();
-    preload_smtp(t, "user0@example.test", 1, 1).await?;
+    if trigger_append {
+        // The same trigger for every server compared: an APPEND by another client.
+        preload_imap(
+            t,
+            "user0@example.test",
+            &[message(0, 4 << 10, "user0@example.test")],
+        )
+        .await?;
+    } else {
+        preload_smtp(t, "user0@example.test", 1, 1).await?;
+    }
     let accepted = Instant::now();
     let mut last = accepted;
     while let Some(r) = tokio::time::timeout_at(
@@ -415,8 +440,9 @@ pub async fn mixed(t: &Targets, duration: Duration) -> anyhow::Result<Figures> {
             c.send(b"s SELECT INBOX\r\n").await?;
             c.imap_until("s").await?;
             while Instant::now() < deadline {
-                c.send(b"n NOOP\r\nf FETCH 1:* (FLAGS)\r\n").await?;
+                c.send(b"n NOOP\r\n").await?;
                 c.imap_until("n").await?;
+                c.send(b"f FETCH 1:* (FLAGS)\r\n").await?;
                 c.imap_until("f").await?;
                 ops.fetch_add(2, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
