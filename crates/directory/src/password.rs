@@ -2,30 +2,65 @@
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 
-/// argon2id takes 19 MiB per hash: at most this many run at once (a burst
-/// of logins queues here instead of taking gigabytes of memory).
-fn permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
+/// argon2id takes 19 MiB of working memory per hash. Hashes run on a few
+/// dedicated threads (one per core, 2 to 16): a burst of logins queues here,
+/// and the memory the allocator keeps afterwards is bounded by the number of
+/// these threads instead of growing with every blocking thread tokio makes.
+type Job = Box<dyn FnOnce() + Send>;
+
+fn workers() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
+    static SENDER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        tokio::sync::Semaphore::new(cores.clamp(2, 16))
+        for i in 0..cores.clamp(2, 16) {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("pillarbox-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        std::sync::Mutex::new(tx)
     })
+}
+
+/// Runs `f` on a password thread and waits for it without blocking the runtime.
+async fn on_password_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    workers().lock().ok()?.send(job).ok()?;
+    rx.await.ok()
 }
 
 /// Hashes a password (argon2id, default parameters, random salt) in a blocking task.
 pub(crate) async fn hash(password: &str) -> Result<String, String> {
     let password = password.to_string();
-    let _permit = permits().acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || {
+    on_password_thread(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| e.to_string())?
+    .ok_or_else(|| "the password threads are gone".to_string())?
 }
 
 /// A hash to verify against when the user is unknown, so an unknown user
@@ -45,10 +80,7 @@ fn dummy_hash() -> &'static str {
 pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
     let password = password.to_string();
     let known = stored.is_some();
-    let Ok(_permit) = permits().acquire().await else {
-        return false;
-    };
-    let ok = tokio::task::spawn_blocking(move || {
+    let ok = on_password_thread(move || {
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
         Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())
