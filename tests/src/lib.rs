@@ -295,6 +295,46 @@ impl TestServer {
             .expect("account added")
     }
 
+    /// The messages in an account's INBOX, as served (trace headers included), by UID.
+    pub async fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
+        let account = self
+            .directory()
+            .account_by_address(address)
+            .await
+            .expect("directory answers")
+            .unwrap_or_else(|| panic!("no account {address}"));
+        let inbox = self
+            .store()
+            .require_mailbox(account.id, "INBOX")
+            .await
+            .expect("INBOX exists");
+        let mut out = Vec::new();
+        for m in self
+            .store()
+            .messages(inbox.id, pillarbox_store::UidRange::all())
+            .await
+            .expect("store answers")
+        {
+            out.push(
+                self.store()
+                    .message_bytes(m.message)
+                    .await
+                    .expect("message readable")
+                    .to_vec(),
+            );
+        }
+        out
+    }
+
+    /// As [`TestServer::inbox`], each message as (lossy) text.
+    pub async fn inbox_texts(&self, address: &str) -> Vec<String> {
+        self.inbox(address)
+            .await
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
     /// Stops the server and drops its database.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use base64::Engine;
-use pillarbox_store::UidRange;
 use pillarbox_store::queue::RecipientState;
 use pillarbox_tests::{Backend, LineClient, TestServer, Verifier, backends};
 use std::sync::Arc;
@@ -65,38 +64,11 @@ async fn submit(ts: &TestServer, to: &[&str], body: &str) -> (Vec<String>, Strin
     (replies, c.read_line().await)
 }
 
-async fn inbox(ts: &TestServer, address: &str) -> Vec<String> {
-    let account = ts
-        .directory()
-        .account_by_address(address)
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = ts
-        .store()
-        .require_mailbox(account.id, "INBOX")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for m in ts
-        .store()
-        .messages(inbox.id, UidRange::all())
-        .await
-        .unwrap()
-    {
-        out.push(
-            String::from_utf8_lossy(&ts.store().message_bytes(m.message).await.unwrap())
-                .into_owned(),
-        );
-    }
-    out
-}
-
 /// Waits up to 30 s for `address` to have `count` messages.
 async fn wait_for_mail(ts: &TestServer, address: &str, count: usize) -> Vec<String> {
     let start = Instant::now();
     loop {
-        let messages = inbox(ts, address).await;
+        let messages = ts.inbox_texts(address).await;
         if messages.len() >= count {
             return messages;
         }
@@ -235,7 +207,7 @@ async fn unreachable_host_is_retried_then_bounced_when_too_old() {
             "retried later, not at once: {r:?}"
         );
         assert!(
-            inbox(&local1, "alice@local.test").await.is_empty(),
+            local1.inbox_texts("alice@local.test").await.is_empty(),
             "no bounce for a temporary failure"
         );
         // An operator retry makes it due now: attempted again at once.

@@ -2,43 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use pillarbox_store::UidRange;
 use pillarbox_tests::{Backend, LineClient, TestServer, backends};
 use std::time::Duration;
 
 const PASSWORD: &str = "smtp pass";
 /// base64("\0alice@example.test\0smtp pass")
 const ALICE_PLAIN: &str = "AGFsaWNlQGV4YW1wbGUudGVzdABzbXRwIHBhc3M=";
-
-async fn inbox(ts: &TestServer, address: &str) -> Vec<Vec<u8>> {
-    let account = ts
-        .directory()
-        .account_by_address(address)
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = ts
-        .store()
-        .require_mailbox(account.id, "INBOX")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for entry in ts
-        .store()
-        .messages(inbox.id, UidRange::all())
-        .await
-        .unwrap()
-    {
-        out.push(
-            ts.store()
-                .message_bytes(entry.message)
-                .await
-                .unwrap()
-                .to_vec(),
-        );
-    }
-    out
-}
 
 async fn expect(c: &mut LineClient, code: &str) -> String {
     let mut line = c.read_line().await;
@@ -119,8 +88,8 @@ async fn mx_delivers_to_local_users_once_with_trace_headers() {
         c.send_line("QUIT").await;
         expect(&mut c, "221").await;
 
-        let alice = inbox(&ts, "alice@example.test").await;
-        let bob = inbox(&ts, "bob@example.test").await;
+        let alice = ts.inbox("alice@example.test").await;
+        let bob = ts.inbox("bob@example.test").await;
         assert_eq!(
             alice.len(),
             1,
@@ -193,7 +162,7 @@ async fn submission_over_starttls_and_implicit_tls_with_pipelining() {
         s.send(b"Subject: implicit\r\n\r\nhi\r\n.\r\n").await;
         expect(&mut s, "250 2.0.0").await;
 
-        let bob = inbox(&ts, "bob@example.test").await;
+        let bob = ts.inbox("bob@example.test").await;
         assert_eq!(bob.len(), 2, "{backend:?}");
         let received = String::from_utf8_lossy(&bob[0]);
         assert!(received.contains("with ESMTPSA"), "{received}");
@@ -216,7 +185,7 @@ async fn smuggling_sequences_never_end_the_message() {
     expect(&mut c, "250 2.0.0").await;
     c.send_line("NOOP").await;
     expect(&mut c, "250").await;
-    let messages = inbox(&ts, "alice@example.test").await;
+    let messages = ts.inbox("alice@example.test").await;
     assert_eq!(messages.len(), 1, "exactly one message");
     let text = String::from_utf8_lossy(&messages[0]);
     assert!(
@@ -304,7 +273,7 @@ async fn bad_input_gets_a_clear_reply_and_changes_nothing() {
     drop(d);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        inbox(&ts, "alice@example.test").await.is_empty(),
+        ts.inbox("alice@example.test").await.is_empty(),
         "nothing stored"
     );
     ts.stop().await;
@@ -352,7 +321,7 @@ async fn bdat_chunks_make_one_message_byte_exact() {
         expect(&mut c, "250 2.0.0").await;
         c.send_line("NOOP").await;
         expect(&mut c, "250").await;
-        let messages = inbox(&ts, "alice@example.test").await;
+        let messages = ts.inbox("alice@example.test").await;
         assert_eq!(messages.len(), 1, "{backend:?}");
         let mut expected = first.to_vec();
         expected.extend_from_slice(second);

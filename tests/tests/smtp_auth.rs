@@ -8,7 +8,6 @@ use base64::Engine;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
-use pillarbox_store::UidRange;
 use pillarbox_tests::{LineClient, TestServer, Verifier, backends};
 use std::sync::Arc;
 
@@ -75,31 +74,6 @@ async fn mx(ts: &TestServer) -> LineClient {
     c
 }
 
-async fn inbox(ts: &TestServer) -> Vec<String> {
-    let account = ts
-        .directory()
-        .account_by_address("alice@example.test")
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = ts
-        .store()
-        .require_mailbox(account.id, "INBOX")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for m in ts
-        .store()
-        .messages(inbox.id, UidRange::all())
-        .await
-        .unwrap()
-    {
-        let bytes = ts.store().message_bytes(m.message).await.unwrap();
-        out.push(String::from_utf8_lossy(&bytes).into_owned());
-    }
-    out
-}
-
 #[tokio::test]
 async fn spf_dkim_dmarc_results_and_reject() {
     for backend in backends() {
@@ -112,7 +86,7 @@ async fn spf_dkim_dmarc_results_and_reject() {
         let message = "From: Ann <ann@good.test>\r\nTo: alice@example.test\r\nSubject: signed\r\n\r\nHello.\r\n";
         let reply = send(&mut c, "ann@good.test", &signed(&pkcs8, message)).await;
         assert!(reply.starts_with("250"), "{reply}");
-        let stored = inbox(&ts).await;
+        let stored = ts.inbox_texts("alice@example.test").await;
         let header = stored[0].split("\r\nReceived:").next().unwrap();
         assert!(
             header.contains("Authentication-Results: mail.example.test;"),
@@ -136,7 +110,7 @@ async fn spf_dkim_dmarc_results_and_reject() {
             reply.starts_with("550 5.7.1") && reply.contains("strict.test"),
             "{reply}"
         );
-        assert_eq!(inbox(&ts).await.len(), 1);
+        assert_eq!(ts.inbox_texts("alice@example.test").await.len(), 1);
         // The session goes on.
         c.send_line("RSET").await;
         assert!(c.read_line().await.starts_with("250"));
@@ -145,7 +119,7 @@ async fn spf_dkim_dmarc_results_and_reject() {
         let tampered = signed(&pkcs8, message).replace("Hello.", "Hello, changed.");
         let reply = send(&mut c, "ann@good.test", &tampered).await;
         assert!(reply.starts_with("250"), "{reply}");
-        let stored = inbox(&ts).await;
+        let stored = ts.inbox_texts("alice@example.test").await;
         assert!(
             stored[1].contains("dkim=neutral (body hash did not verify)")
                 && stored[1].contains("dmarc=pass"),
@@ -157,7 +131,7 @@ async fn spf_dkim_dmarc_results_and_reject() {
         let lax = "From: news@lax.test\r\nTo: alice@example.test\r\nSubject: news\r\n\r\nx\r\n";
         let reply = send(&mut c, "news@lax.test", lax).await;
         assert!(reply.starts_with("250"), "{reply}");
-        let stored = inbox(&ts).await;
+        let stored = ts.inbox_texts("alice@example.test").await;
         assert!(
             stored[2].contains("spf=fail") && stored[2].contains("dmarc=fail"),
             "{}",
@@ -169,7 +143,7 @@ async fn spf_dkim_dmarc_results_and_reject() {
         let unknown = "From: x@unknown.test\r\nTo: alice@example.test\r\nSubject: ?\r\n\r\nx\r\n";
         let reply = send(&mut c, "x@unknown.test", unknown).await;
         assert!(reply.starts_with("250"), "{reply}");
-        assert_eq!(inbox(&ts).await.len(), 4);
+        assert_eq!(ts.inbox_texts("alice@example.test").await.len(), 4);
         ts.stop().await;
     }
 }
@@ -189,7 +163,7 @@ async fn dmarc_reject_and_the_checks_can_be_switched_off() {
         let forged = "From: ceo@strict.test\r\nTo: alice@example.test\r\nSubject: wire money\r\n\r\nNow.\r\n";
         let reply = send(&mut c, "ceo@strict.test", forged).await;
         assert!(reply.starts_with("250"), "{reply}");
-        let stored = inbox(&ts).await;
+        let stored = ts.inbox_texts("alice@example.test").await;
         assert!(
             stored[0].contains("dmarc=fail") && stored[0].contains("policy.dmarc=reject"),
             "{}",
@@ -205,7 +179,7 @@ async fn dmarc_reject_and_the_checks_can_be_switched_off() {
         let mut c = mx(&ts).await;
         let reply = send(&mut c, "ceo@strict.test", forged).await;
         assert!(reply.starts_with("250"), "{reply}");
-        assert!(!inbox(&ts).await[0].contains("Authentication-Results"));
+        assert!(!ts.inbox_texts("alice@example.test").await[0].contains("Authentication-Results"));
         ts.stop().await;
     }
 }
@@ -243,6 +217,6 @@ async fn dsn_parameters_are_accepted_and_checked() {
         reply.starts_with("501 5.5.4") && reply.contains("RET"),
         "{reply}"
     );
-    assert_eq!(inbox(&ts).await.len(), 1);
+    assert_eq!(ts.inbox_texts("alice@example.test").await.len(), 1);
     ts.stop().await;
 }

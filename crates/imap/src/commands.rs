@@ -48,13 +48,7 @@ impl Session<'_> {
         let updates = store
             .store_flags(selected.mailbox.id, &uids, op, &flags, None)
             .await?;
-        for update in &updates {
-            if let Some(seq) = selected.seq_of(update.uid) {
-                let m = &mut selected.messages[seq as usize - 1];
-                m.flags = update.flags.clone();
-                m.modseq = update.modseq;
-            }
-        }
+        selected.apply(updates);
         if !silent {
             // RFC 9051 §6.4.6: the flags of every message named, changed or not.
             let mut out = Vec::new();

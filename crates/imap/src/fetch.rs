@@ -76,14 +76,7 @@ impl Session<'_> {
                         None,
                     )
                     .await?;
-                for update in updates {
-                    if let Some(seq) = selected.seq_of(update.uid) {
-                        let m = &mut selected.messages[seq as usize - 1];
-                        m.flags = update.flags;
-                        m.modseq = update.modseq;
-                        seen_now.push(update.uid);
-                    }
-                }
+                seen_now = selected.apply(updates);
             }
         }
         let mut pending = 0usize;

@@ -6,7 +6,7 @@ use crate::encode;
 use crate::parse::{ListReturn, ListSelect, StatusItem};
 use crate::session::{Done, Session};
 use pillarbox_store::{
-    DELIMITER, Flags, INBOX, Mailbox, NewMessage, Result, StoreError, SystemFlag, Target, UidRange,
+    DELIMITER, Flags, INBOX, Mailbox, NewMessage, Result, SystemFlag, Target, UidRange,
 };
 use std::collections::BTreeMap;
 
@@ -324,11 +324,8 @@ impl Session<'_> {
             mailbox: mailbox.id,
             flags,
         };
-        let delivered = match self.server.store.deliver(&new, &[target]).await {
-            Ok(delivered) => delivered,
-            Err(error @ StoreError::OverQuota { .. }) => return Err(error),
-            Err(error) => return Err(error),
-        };
+        // Over quota comes back as an error and is answered NO [OVERQUOTA].
+        let delivered = self.server.store.deliver(&new, &[target]).await?;
         let Some(d) = delivered.first() else {
             return Ok(Done::No("[SERVERBUG] Message was not stored".into()));
         };

@@ -65,6 +65,20 @@ impl Selected {
             .map(|i| i as u32 + 1)
     }
 
+    /// Takes flag changes this session made into its view; returns the UIDs updated.
+    pub fn apply(&mut self, updates: Vec<pillarbox_store::FlagUpdate>) -> Vec<Uid> {
+        let mut applied = Vec::with_capacity(updates.len());
+        for update in updates {
+            if let Some(seq) = self.seq_of(update.uid) {
+                let m = &mut self.messages[seq as usize - 1];
+                m.flags = update.flags;
+                m.modseq = update.modseq;
+                applied.push(update.uid);
+            }
+        }
+        applied
+    }
+
     pub fn largest_uid(&self) -> u32 {
         self.messages.last().map(|m| m.uid.0).unwrap_or(0)
     }
@@ -188,6 +202,17 @@ impl Selected {
     }
 }
 
+/// UIDs flagged `\Deleted` in the store now (not as last reported).
+async fn deleted_uids(store: &Store, mailbox: pillarbox_store::MailboxId) -> Result<Vec<Uid>> {
+    Ok(store
+        .messages(mailbox, UidRange::all())
+        .await?
+        .into_iter()
+        .filter(|m| m.flags.contains(SystemFlag::Deleted))
+        .map(|m| m.uid)
+        .collect())
+}
+
 impl Session<'_> {
     pub(crate) async fn select(&mut self, raw: &[u8], read_only: bool) -> Result<Done> {
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
@@ -262,16 +287,7 @@ impl Session<'_> {
             return Ok(Done::Bad("No mailbox selected".into()));
         };
         if expunge && !selected.read_only {
-            let current = self
-                .server
-                .store
-                .messages(selected.mailbox.id, UidRange::all())
-                .await?;
-            let uids: Vec<Uid> = current
-                .iter()
-                .filter(|m| m.flags.contains(SystemFlag::Deleted))
-                .map(|m| m.uid)
-                .collect();
+            let uids = deleted_uids(&self.server.store, selected.mailbox.id).await?;
             if !uids.is_empty() {
                 self.server
                     .store
@@ -296,26 +312,22 @@ impl Session<'_> {
                 "[READ-ONLY] Mailbox was opened with EXAMINE: SELECT it to expunge".into(),
             ));
         }
-        // Flags as the store has them now, not as last reported.
-        let current = store.messages(selected.mailbox.id, UidRange::all()).await?;
-        let allowed: Option<BTreeSet<usize>> = match uids {
+        let allowed: Option<BTreeSet<Uid>> = match uids {
             Some(set) => match selected.resolve(set, true) {
-                Ok(indexes) => Some(indexes.into_iter().collect()),
+                Ok(indexes) => Some(
+                    indexes
+                        .into_iter()
+                        .map(|i| selected.messages[i].uid)
+                        .collect(),
+                ),
                 Err(done) => return Ok(done),
             },
             None => None,
         };
-        let allowed_uids: Option<BTreeSet<Uid>> = allowed.map(|indexes| {
-            indexes
-                .into_iter()
-                .map(|i| selected.messages[i].uid)
-                .collect()
-        });
-        let targets: Vec<Uid> = current
-            .iter()
-            .filter(|m| m.flags.contains(SystemFlag::Deleted))
-            .filter(|m| allowed_uids.as_ref().is_none_or(|a| a.contains(&m.uid)))
-            .map(|m| m.uid)
+        let targets: Vec<Uid> = deleted_uids(&store, selected.mailbox.id)
+            .await?
+            .into_iter()
+            .filter(|u| allowed.as_ref().is_none_or(|a| a.contains(u)))
             .collect();
         if !targets.is_empty() {
             store.expunge(selected.mailbox.id, &targets).await?;

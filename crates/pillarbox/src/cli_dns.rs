@@ -47,15 +47,10 @@ pub async fn records(config: &Config, store: &Store, domain: &str) -> anyhow::Re
     match store.dkim_key(&domain).await? {
         Some((selector, algorithm, _, public)) => {
             let value = pillarbox_smtp::outbound::dkim::txt_record(&algorithm, &public);
-            let chunks: Vec<String> = value
-                .as_bytes()
-                .chunks(255)
-                .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
-                .collect();
             line(
                 &mut out,
                 "DKIM: the public key receivers use to check this server's signatures.",
-                format!("{selector}._domainkey.{domain}. 3600 IN TXT ( {} )", chunks.join(" ")),
+                crate::cli_queue::zone_line(&selector, &domain, &value),
             );
         }
         None => out.push_str(&format!(

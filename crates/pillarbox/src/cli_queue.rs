@@ -177,7 +177,7 @@ pub async fn dkim(store: &Store, command: DkimCommand) -> anyhow::Result<()> {
 }
 
 /// A TXT record in zone-file syntax, split into 255-octet strings.
-fn zone_line(selector: &str, domain: &str, value: &str) -> String {
+pub(crate) fn zone_line(selector: &str, domain: &str, value: &str) -> String {
     let chunks: Vec<String> = value
         .as_bytes()
         .chunks(255)

@@ -66,13 +66,6 @@ pub(crate) fn mailbox_from_row(row: MailboxRow) -> Mailbox {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The next UIDVALIDITY: the current time, and always above every value handed
 /// out before (kept in `counters`), so a mailbox deleted and made again never
 /// reuses a (UIDVALIDITY, UID) pair. Evaluates to `i64` inside the transaction.
@@ -83,7 +76,7 @@ macro_rules! next_uid_validity {
             sqlx::query_as("SELECT value FROM counters WHERE name = 'uid_validity'")
                 .fetch_optional(&mut **tx)
                 .await?;
-        let next = now().max(last.map(|(v,)| v).unwrap_or(0) + 1) & 0xFFFF_FFFF;
+        let next = crate::queue::unix_now().max(last.map(|(v,)| v).unwrap_or(0) + 1) & 0xFFFF_FFFF;
         sqlx::query(
             "INSERT INTO counters (name, value) VALUES ('uid_validity', $1) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -26,13 +26,6 @@ fn entry_from_row(row: EntryRow) -> MessageEntry {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// A message prepared outside the transaction: hashed and parsed.
 struct Prepared {
     hash: String,
@@ -56,7 +49,7 @@ fn prepare(message: &NewMessage) -> Prepared {
         raw: message.raw.clone(),
         trace_headers: message.trace_headers.clone(),
         size: served.len() as i64,
-        internal_date: message.internal_date.unwrap_or_else(now),
+        internal_date: message.internal_date.unwrap_or_else(crate::queue::unix_now),
         meta_json: serde_json::to_string(&parsed.meta).unwrap_or_default(),
         header_text: parsed.header_text,
         body_text: parsed.body_text,

@@ -59,7 +59,8 @@ pub enum RecipientState {
 }
 
 impl RecipientState {
-    fn as_column(self) -> &'static str {
+    /// The spelling in the store and in `pillarbox queue list`.
+    pub fn as_str(self) -> &'static str {
         match self {
             RecipientState::Pending => "pending",
             RecipientState::Deferred => "deferred",
@@ -75,10 +76,6 @@ impl RecipientState {
             "failed" => RecipientState::Failed,
             _ => RecipientState::Pending,
         }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.as_column()
     }
 
     pub fn is_final(self) -> bool {
@@ -264,7 +261,7 @@ impl Store {
                     "UPDATE queue_recipients SET state = $1, next_attempt = $2, last_error = $3, \
                      attempts = attempts + 1, locked_until = 0 WHERE id = $4",
                 )
-                .bind(state.as_column())
+                .bind(state.as_str())
                 .bind(next)
                 .bind(error)
                 .bind(id)

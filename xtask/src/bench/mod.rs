@@ -56,6 +56,23 @@ pub struct Targets {
     pub imap: SocketAddr,
 }
 
+impl Targets {
+    /// Loopback addresses on these ports.
+    fn loopback(smtp: u16, pop3: u16, imap: u16) -> Targets {
+        let ip = std::net::Ipv4Addr::LOCALHOST;
+        Targets {
+            smtp: SocketAddr::from((ip, smtp)),
+            pop3: SocketAddr::from((ip, pop3)),
+            imap: SocketAddr::from((ip, imap)),
+        }
+    }
+
+    /// The Pillarbox the bench starts.
+    fn pillarbox() -> Targets {
+        Targets::loopback(server::PORTS.smtp, server::PORTS.pop3, server::PORTS.imap)
+    }
+}
+
 /// Named figures in order, with units.
 pub struct Figures(Vec<(String, f64, String)>);
 
@@ -140,26 +157,18 @@ fn versus(args: &Args) -> anyhow::Result<()> {
     let messages = |default: usize| load_messages(args, default);
     let mut ours: Vec<Figures> = Vec::new();
     let mut theirs: Vec<Figures> = Vec::new();
-    let ip = std::net::Ipv4Addr::LOCALHOST;
     for round in 1..=2 {
         eprintln!("round {round}: Pillarbox");
         let s = server::Server::start(&binary, None)?;
         s.add_accounts(accounts)?;
-        let targets = Targets {
-            smtp: SocketAddr::from((ip, server::PORTS.smtp)),
-            pop3: SocketAddr::from((ip, server::PORTS.pop3)),
-            imap: SocketAddr::from((ip, server::PORTS.imap)),
-        };
+        let targets = Targets::pillarbox();
         let rss = || s.rss_kib();
         ours.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
         drop(s);
         eprintln!("round {round}: Dovecot");
         let d = peer::Dovecot::start(accounts)?;
-        let targets = Targets {
-            smtp: SocketAddr::from((ip, 1)),
-            pop3: SocketAddr::from((ip, peer::POP3_PORT)),
-            imap: SocketAddr::from((ip, peer::IMAP_PORT)),
-        };
+        // Dovecot alone has no SMTP: port 1 is never used (peer runs load over IMAP).
+        let targets = Targets::loopback(1, peer::POP3_PORT, peer::IMAP_PORT);
         let rss = || d.rss_kib();
         theirs.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
         drop(d);
@@ -245,15 +254,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let accounts = args.accounts.max(16);
             s.add_accounts(accounts)?;
             started = Some((s.startup, s.rss_kib()));
-            let ip = std::net::Ipv4Addr::LOCALHOST;
-            (
-                Targets {
-                    smtp: SocketAddr::from((ip, server::PORTS.smtp)),
-                    pop3: SocketAddr::from((ip, server::PORTS.pop3)),
-                    imap: SocketAddr::from((ip, server::PORTS.imap)),
-                },
-                Some(s),
-            )
+            (Targets::pillarbox(), Some(s))
         }
     };
     let rss = || server.as_ref().map(|s| s.rss_kib()).unwrap_or(0);

@@ -66,6 +66,30 @@ fn wait_for(port: u16, limit: Duration) -> anyhow::Result<Duration> {
     bail!("the server did not accept connections on port {port} within {limit:?}")
 }
 
+/// Runs an admin command of the binary on the server's store.
+fn admin(
+    binary: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(text.as_bytes())?;
+    }
+    if !child.wait()?.success() {
+        bail!("pillarbox {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
 impl Server {
     /// Starts `binary` with `store_url` (None = embedded SQLite).
     pub fn start(binary: &Path, store_url: Option<&str>) -> anyhow::Result<Server> {
@@ -131,24 +155,7 @@ impl Server {
             env.push(("PILLARBOX_STORE__URL".into(), url.to_string()));
         }
         // Admin commands before the server runs (the same store).
-        let admin = |args: &[&str], stdin: Option<&str>| -> anyhow::Result<()> {
-            let mut cmd = Command::new(binary);
-            cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null());
-            for (k, v) in &env {
-                cmd.env(k, v);
-            }
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("cannot run {}", binary.display()))?;
-            if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-                input.write_all(text.as_bytes())?;
-            }
-            if !child.wait()?.success() {
-                bail!("pillarbox {} failed", args.join(" "));
-            }
-            Ok(())
-        };
-        admin(&["domain", "add", "example.test"], None)?;
+        admin(binary, &env, &["domain", "add", "example.test"], None)?;
         let mut cmd = Command::new(binary);
         cmd.arg("serve")
             .stdout(Stdio::null())
@@ -173,25 +180,13 @@ impl Server {
     /// Adds accounts user0..userN-1 @example.test (the server reads them at once).
     pub fn add_accounts(&self, count: usize) -> anyhow::Result<()> {
         for i in 0..count {
-            let mut cmd = Command::new(&self.binary);
-            cmd.args([
-                "account",
-                "add",
-                &format!("user{i}@example.test"),
-                "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null());
-            for (k, v) in &self.env {
-                cmd.env(k, v);
-            }
-            let mut child = cmd.spawn()?;
-            if let Some(mut input) = child.stdin.take() {
-                input.write_all(format!("{PASSWORD}\n").as_bytes())?;
-            }
-            if !child.wait()?.success() {
-                bail!("cannot add account user{i}");
-            }
+            let address = format!("user{i}@example.test");
+            admin(
+                &self.binary,
+                &self.env,
+                &["account", "add", &address, "--password-stdin"],
+                Some(&format!("{PASSWORD}\n")),
+            )?;
         }
         Ok(())
     }
