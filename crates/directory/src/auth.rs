@@ -43,6 +43,12 @@ impl Directory {
         };
         metrics::counter!("pillarbox_logins_total", "protocol" => protocol, "result" => outcome)
             .increment(1);
+        // Only accounts that exist are named: a guesser's user names must not
+        // become labels.
+        if let (true, Ok(account)) = (self.account_metrics, &result) {
+            metrics::counter!("pillarbox_account_logins_total", "account" => account.address.clone(), "protocol" => protocol)
+                .increment(1);
+        }
         result
     }
 

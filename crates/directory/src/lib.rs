@@ -20,6 +20,9 @@ pub struct Directory {
     store: Store,
     /// Failed logins per IP, shared by every protocol using this directory.
     throttle: std::sync::Arc<LoginThrottle>,
+    /// Count logins and deliveries per account in `/metrics` (off by
+    /// default: account names are then never in the metrics).
+    account_metrics: bool,
 }
 
 /// What POP3 RETR does to a message (per account).
@@ -139,7 +142,19 @@ impl Directory {
         Directory {
             store,
             throttle: Default::default(),
+            account_metrics: false,
         }
+    }
+
+    /// As configured by `[metrics] account_labels`: per-account counters.
+    pub fn with_account_metrics(mut self, on: bool) -> Directory {
+        self.account_metrics = on;
+        self
+    }
+
+    /// Whether per-account counters (labelled with account addresses) are kept.
+    pub fn account_metrics(&self) -> bool {
+        self.account_metrics
     }
 
     pub fn store(&self) -> &Store {

@@ -45,7 +45,43 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-struct Slot {
+/// Connection caps of one listener: in total and per client IP. Every
+/// listener (the mail protocols and HTTP) takes a [`Slot`] per connection.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    counts: Arc<Mutex<Counts>>,
+    max_total: usize,
+    max_per_ip: usize,
+}
+
+impl ConnectionLimits {
+    pub fn new(config: &ListenerConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            counts: Arc::default(),
+            max_total: config.max_connections,
+            max_per_ip: config.max_connections_per_ip,
+        }
+    }
+
+    /// A slot for a connection from `ip`, or `None` when a cap is reached.
+    /// The slot is given back when dropped.
+    pub fn admit(&self, ip: IpAddr) -> Option<Slot> {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= self.max_total || from_ip >= self.max_per_ip {
+            return None;
+        }
+        c.total += 1;
+        *c.per_ip.entry(ip).or_default() += 1;
+        Some(Slot {
+            counts: Arc::clone(&self.counts),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection; see [`ConnectionLimits::admit`].
+pub struct Slot {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
 }
@@ -71,7 +107,7 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     grace: Duration,
 ) {
-    let counts = Arc::new(Mutex::new(Counts::default()));
+    let limits = ConnectionLimits::new(&info.config);
     let tasks = TaskTracker::new();
     let idle_timeout = info.config.idle_timeout(handler.default_idle_timeout());
     loop {
@@ -88,22 +124,7 @@ pub async fn serve<H: Handler>(
                 continue;
             }
         };
-        let slot = {
-            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-            let from_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-            if c.total >= info.config.max_connections
-                || from_ip >= info.config.max_connections_per_ip
-            {
-                None
-            } else {
-                c.total += 1;
-                *c.per_ip.entry(peer.ip()).or_default() += 1;
-                Some(Slot {
-                    counts: Arc::clone(&counts),
-                    ip: peer.ip(),
-                })
-            }
-        };
+        let slot = limits.admit(peer.ip());
         let Some(slot) = slot else {
             tracing::info!(listener = %info.name, %peer, "connection refused: too many connections");
             let reply = handler.too_many_connections();

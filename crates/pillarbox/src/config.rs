@@ -25,6 +25,18 @@ pub struct Config {
     pub pop3: pillarbox_pop3::Config,
     pub imap: pillarbox_imap::Config,
     pub lab: LabConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: what `/metrics` on the HTTP listener shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Also count logins and deliveries per account
+    /// (`pillarbox_account_logins_total{account=…}`,
+    /// `pillarbox_account_messages_delivered_total{account=…}`). Off by
+    /// default: anyone who can read `/metrics` would see every address.
+    pub account_labels: bool,
 }
 
 /// `[lab]`: the POP3-vs-IMAP lab page on the HTTP listener (`/lab`).
@@ -122,6 +134,7 @@ impl Default for Config {
             pop3: Default::default(),
             imap: Default::default(),
             lab: Default::default(),
+            metrics: Default::default(),
         }
     }
 }

@@ -109,7 +109,8 @@ pub async fn start_with_verifier(
     crate::http::init_metrics();
     pillarbox_net::tls::install_crypto_provider();
     let store = open_store(&config).await?;
-    let directory = Directory::new(store.clone());
+    let directory =
+        Directory::new(store.clone()).with_account_metrics(config.metrics.account_labels);
     let tls = tls_acceptor(&config)?;
     let shutdown = CancellationToken::new();
 
@@ -135,7 +136,7 @@ pub async fn start_with_verifier(
 
     let mut addrs = BTreeMap::new();
     let mut listeners = JoinSet::new();
-    let mut http_socket = None;
+    let mut http_socket: Option<(TcpListener, pillarbox_net::ListenerConfig)> = None;
     for (name, listener_config) in &config.listener {
         if !listener_config.enabled {
             continue;
@@ -156,7 +157,7 @@ pub async fn start_with_verifier(
         let bound = socket.local_addr()?;
         addrs.insert(name.clone(), bound);
         if mode == TlsMode::Plain {
-            http_socket = Some(socket);
+            http_socket = Some((socket, listener_config.clone()));
             continue;
         }
         let info = Arc::new(ListenerInfo {
@@ -177,7 +178,7 @@ pub async fn start_with_verifier(
         smtp.clone(),
         shutdown.clone(),
     ));
-    if let Some(socket) = http_socket {
+    if let Some((socket, http_config)) = http_socket {
         let state = Arc::new(crate::http::HttpState {
             store: store.clone(),
             config: config.clone(),
@@ -190,7 +191,12 @@ pub async fn start_with_verifier(
             }),
             shutdown: shutdown.clone(),
         });
-        listeners.spawn(crate::http::serve(socket, state, shutdown.clone()));
+        listeners.spawn(crate::http::serve(
+            socket,
+            state,
+            http_config,
+            shutdown.clone(),
+        ));
     }
     Ok(RunningServer {
         addrs,

@@ -158,12 +158,24 @@ pub(crate) async fn deliver(
         .deliver_and_queue(&message, &targets, outbound.as_ref())
         .await
     {
-        Ok(_) => reply(
-            conn,
-            250,
-            "2.0.0",
-            &format!("message accepted for delivery as {id}"),
-        ),
+        Ok(_) => {
+            if server.directory.account_metrics() {
+                let mut counted: Vec<AccountId> = Vec::new();
+                for account in envelope.recipients.iter().flat_map(|(_, a)| a) {
+                    if !counted.contains(&account.id) {
+                        counted.push(account.id);
+                        metrics::counter!("pillarbox_account_messages_delivered_total", "account" => account.address.clone())
+                            .increment(1);
+                    }
+                }
+            }
+            reply(
+                conn,
+                250,
+                "2.0.0",
+                &format!("message accepted for delivery as {id}"),
+            )
+        }
         Err(StoreError::OverQuota { .. }) => {
             reply(conn, 452, "4.2.2", "mailbox full, try again later")
         }

@@ -6,10 +6,20 @@
 
 use super::HttpState;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The request's `<EMailAddress>` with XML's predefined entities decoded.
+fn xml_unescape(value: &str) -> String {
+    value
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
 
 fn xml_escape(value: &str) -> String {
     value
@@ -50,6 +60,37 @@ fn endpoints(state: &HttpState) -> Endpoints {
     }
 }
 
+/// 404 unless `domain` is one of this server's domains: a client asking
+/// for someone else's domain must not be told to use this server.
+async fn unknown_domain(state: &HttpState, domain: &str) -> Option<Response> {
+    let directory = pillarbox_directory::Directory::new(state.store.clone());
+    match directory.is_local_domain(domain).await {
+        Ok(true) => None,
+        Ok(false) => Some(
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{domain} is not a domain of this server\n"),
+            )
+                .into_response(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "autoconfiguration: the store did not answer");
+            Some(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store did not answer; try again\n",
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
+fn domain_of(email: &str) -> &str {
+    email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+}
+
 fn xml(body: String) -> Response {
     (
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
@@ -58,18 +99,32 @@ fn xml(body: String) -> Response {
         .into_response()
 }
 
-/// `GET /.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=…`
+/// `GET /.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=…`, and
+/// `GET /mail/config-v1.1.xml` on `autoconfig.DOMAIN` (Thunderbird asks
+/// both; without `emailaddress` the domain comes from the Host header).
 pub async fn thunderbird(
     State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let e = endpoints(&state);
-    let email = address(query.get("emailaddress"));
-    let domain = email
-        .as_deref()
-        .and_then(|a| a.rsplit_once('@'))
-        .map(|(_, d)| d.to_string())
-        .unwrap_or_else(|| e.host.clone());
+    let domain = match address(query.get("emailaddress")) {
+        Some(email) => domain_of(&email).to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+            let host = host.to_ascii_lowercase();
+            host.strip_prefix("autoconfig.")
+                .unwrap_or(&host)
+                .to_string()
+        }
+    };
+    if let Some(refusal) = unknown_domain(&state, &domain).await {
+        return refusal;
+    }
     let host = xml_escape(&e.host);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{d}\">\n    <domain>{d}</domain>\n    <displayName>{d} (Pillarbox)</displayName>\n    <displayShortName>{d}</displayShortName>\n",
@@ -102,7 +157,7 @@ pub async fn outlook(State(state): State<Arc<HttpState>>, body: String) -> Respo
         .split("<EMailAddress>")
         .nth(1)
         .and_then(|rest| rest.split("</EMailAddress>").next())
-        .map(str::to_string);
+        .map(xml_unescape);
     let Some(email) = address(requested.as_ref()) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -111,6 +166,9 @@ pub async fn outlook(State(state): State<Arc<HttpState>>, body: String) -> Respo
         )
             .into_response();
     };
+    if let Some(refusal) = unknown_domain(&state, domain_of(&email)).await {
+        return refusal;
+    }
     let e = endpoints(&state);
     let login = xml_escape(&email);
     let host = xml_escape(&e.host);
@@ -170,6 +228,9 @@ pub async fn apple(
         )
             .into_response();
     };
+    if let Some(refusal) = unknown_domain(&state, domain_of(&email)).await {
+        return refusal;
+    }
     let e = endpoints(&state);
     let (imap_port, smtp_port) = (
         e.imaps.unwrap_or(993),
@@ -250,6 +311,7 @@ mod tests {
         assert!(address(Some(&"no-at-sign".to_string())).is_none());
         assert!(address(Some(&"a b@c".to_string())).is_none());
         assert_eq!(xml_escape("<a&b>"), "&lt;a&amp;b&gt;");
+        assert_eq!(xml_unescape("a&amp;lt;&lt;"), "a&lt;<");
         let u = stable_uuid("x");
         assert_eq!(u.len(), 36);
         assert_eq!(u, stable_uuid("x"));

@@ -10,12 +10,15 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use pillarbox_net::CancellationToken;
+use pillarbox_net::{CancellationToken, ConnectionLimits, ListenerConfig};
 use pillarbox_store::Store;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tracing::Instrument;
 
 /// What the handlers need.
 pub struct HttpState {
@@ -67,17 +70,83 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown`.
+/// The largest request accepted: headers (431 above it) and body (413).
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// How long a client may take to send a request when `[listener.http]`
+/// sets no `idle_timeout_secs`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown`: one task per connection, under the listener's
+/// connection caps; a client that takes longer than the listener's timeout
+/// to send its request headers (or, in a handler, its body) is cut off, and
+/// so is a request over [`MAX_REQUEST`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HttpState>,
+    config: ListenerConfig,
     shutdown: CancellationToken,
 ) {
-    if let Err(error) = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    let timeout = config.idle_timeout(DEFAULT_REQUEST_TIMEOUT);
+    let limits = ConnectionLimits::new(&config);
+    let app = router(state)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                // The handler (and its body extractor) within the timeout;
+                // a streamed response (the lab's events) goes on after it.
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request was not received in time\n",
+                    )
+                        .into_response(),
+                }
+            },
+        ));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = limits.admit(peer.ip()) else {
+            tracing::info!(%peer, "HTTP connection refused: too many connections");
+            continue;
+        };
+        metrics::counter!("pillarbox_connections_total", "protocol" => "http", "listener" => "http")
+            .increment(1);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(timeout)
+            .max_buf_size(MAX_REQUEST)
+            .max_header_size(MAX_REQUEST)
+            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "HTTP connection ended");
+                }
+            }
+            .instrument(tracing::info_span!("session", protocol = "http", %peer)),
+        );
+    }
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
+        .is_err()
     {
-        tracing::warn!(%error, "HTTP endpoint stopped");
+        tracing::warn!("HTTP connections still open after the shutdown grace period");
     }
 }
 
