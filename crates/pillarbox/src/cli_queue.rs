@@ -176,7 +176,9 @@ pub async fn dkim(store: &Store, command: DkimCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A TXT record in zone-file syntax, split into 255-octet strings.
+/// A TXT record in zone-file syntax, split into 255-octet strings, all on
+/// one line (no parentheses: some zone parsers take no quoted strings
+/// inside them).
 pub(crate) fn zone_line(selector: &str, domain: &str, value: &str) -> String {
     let chunks: Vec<String> = value
         .as_bytes()
@@ -184,7 +186,7 @@ pub(crate) fn zone_line(selector: &str, domain: &str, value: &str) -> String {
         .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
         .collect();
     format!(
-        "{selector}._domainkey.{domain}. 3600 IN TXT ( {} )",
+        "{selector}._domainkey.{domain}. 3600 IN TXT {}",
         chunks.join(" ")
     )
 }

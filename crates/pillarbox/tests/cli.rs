@@ -291,11 +291,15 @@ fn dkim_keys_and_the_queue_from_the_command_line() {
         let k = if algorithm == "rsa" { "rsa" } else { "ed25519" };
         assert!(
             text.contains(&format!(
-                "{algorithm}._domainkey.example.test. 3600 IN TXT ("
+                "{algorithm}._domainkey.example.test. 3600 IN TXT \"v=DKIM1;"
             )),
             "{text}"
         );
         assert!(text.contains(&format!("v=DKIM1; k={k}; p=")), "{text}");
+        // An RSA key is longer than one 255-octet string: it is split, and
+        // the parts join up again.
+        let key = dkim_key_in(&parse_zone(&text));
+        assert!(key.starts_with(&format!("v=DKIM1; k={k}; p=")), "{key}");
     }
     let shown = pillarbox(d, &["dkim", "show", "example.test"], None, &[]);
     assert!(
@@ -333,7 +337,7 @@ fn dkim_keys_and_the_queue_from_the_command_line() {
     for record in [
         "example.test. 3600 IN MX 10 mail.example.test.",
         "example.test. 3600 IN TXT \"v=spf1 mx -all\"",
-        "._domainkey.example.test. 3600 IN TXT (",
+        "._domainkey.example.test. 3600 IN TXT \"v=DKIM1;",
         "_dmarc.example.test. 3600 IN TXT \"v=DMARC1; p=quarantine",
         "_mta-sts.example.test. 3600 IN TXT \"v=STSv1; id=",
         "_smtp._tls.example.test. 3600 IN TXT \"v=TLSRPTv1;",
@@ -348,6 +352,7 @@ fn dkim_keys_and_the_queue_from_the_command_line() {
         zone.lines().filter(|l| l.starts_with("; ")).count() >= 9,
         "every record has a reason:\n{zone}"
     );
+    zone_parses_back(&zone);
     let unhealthy = pillarbox(
         d,
         &["health"],
@@ -374,4 +379,110 @@ fn dkim_keys_and_the_queue_from_the_command_line() {
         "{}",
         stderr(&retry)
     );
+}
+
+type RecordSets =
+    std::collections::BTreeMap<hickory_proto::rr::RrKey, hickory_proto::rr::RecordSet>;
+
+/// Zone-file text read by a real zone-file parser, as if pasted into the
+/// zone of example.test.
+fn parse_zone(zone: &str) -> RecordSets {
+    let origin = hickory_proto::rr::Name::from_ascii("example.test.").unwrap();
+    hickory_proto::serialize::txt::Parser::new(zone, None, Some(origin))
+        .parse()
+        .unwrap_or_else(|e| panic!("not a valid zone file ({e}):\n{zone}"))
+        .1
+}
+
+fn records(
+    sets: &RecordSets,
+    name: &str,
+    kind: hickory_proto::rr::RecordType,
+) -> Vec<hickory_proto::rr::RData> {
+    sets.iter()
+        .filter(|(key, _)| key.record_type == kind && key.name().to_ascii() == name)
+        .flat_map(|(_, set)| set.records_without_rrsigs().map(|r| r.data.clone()))
+        .collect()
+}
+
+/// The character-strings of each TXT record at `name`, joined.
+fn txt(sets: &RecordSets, name: &str) -> Vec<String> {
+    records(sets, name, hickory_proto::rr::RecordType::TXT)
+        .into_iter()
+        .filter_map(|d| match d {
+            hickory_proto::rr::RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part).into_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one DKIM key record in the zone, checked: `v=DKIM1; k=…; p=<base64>`.
+fn dkim_key_in(sets: &RecordSets) -> String {
+    let names: Vec<String> = sets
+        .keys()
+        .filter(|k| {
+            k.record_type == hickory_proto::rr::RecordType::TXT
+                && k.name().to_ascii().contains("._domainkey.")
+        })
+        .map(|k| k.name().to_ascii())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let key = txt(sets, &names[0]).concat();
+    let p = key
+        .split("; ")
+        .find_map(|tag| tag.strip_prefix("p="))
+        .unwrap_or_else(|| panic!("a p= tag: {key}"));
+    assert!(key.starts_with("v=DKIM1; k="), "{key}");
+    assert!(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, p).is_ok(),
+        "the public key is base64: {p}"
+    );
+    key
+}
+
+/// `pillarbox dns` output read back: every record is valid, and the values
+/// are what a receiver or a client looks up.
+fn zone_parses_back(zone: &str) {
+    use hickory_proto::rr::{RData, RecordType};
+    let sets = parse_zone(zone);
+    match records(&sets, "example.test.", RecordType::MX).as_slice() {
+        [RData::MX(mx)] => {
+            assert_eq!(mx.exchange.to_ascii(), "mail.example.test.");
+            assert_eq!(mx.preference, 10);
+        }
+        other => panic!("one MX record: {other:?}"),
+    }
+    assert_eq!(txt(&sets, "example.test."), ["v=spf1 mx -all"]);
+    dkim_key_in(&sets);
+    assert!(txt(&sets, "_dmarc.example.test.")[0].starts_with("v=DMARC1; p=quarantine"));
+    assert!(txt(&sets, "_mta-sts.example.test.")[0].starts_with("v=STSv1; id="));
+    assert!(txt(&sets, "_smtp._tls.example.test.")[0].starts_with("v=TLSRPTv1; rua=mailto:"));
+    for name in ["autoconfig.example.test.", "autodiscover.example.test."] {
+        match records(&sets, name, RecordType::CNAME).as_slice() {
+            [RData::CNAME(target)] => assert_eq!(target.0.to_ascii(), "mail.example.test."),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // RFC 6186: the ports the listeners really use (development defaults here).
+    for (service, port) in [
+        ("_imaps._tcp.example.test.", 1993),
+        ("_imap._tcp.example.test.", 1143),
+        ("_pop3s._tcp.example.test.", 1995),
+        ("_pop3._tcp.example.test.", 1110),
+        ("_submissions._tcp.example.test.", 2465),
+        ("_submission._tcp.example.test.", 2587),
+    ] {
+        match records(&sets, service, RecordType::SRV).as_slice() {
+            [RData::SRV(srv)] => {
+                assert_eq!(srv.port, port, "{service}");
+                assert_eq!(srv.target.to_ascii(), "mail.example.test.");
+            }
+            other => panic!("{service}: {other:?}"),
+        }
+    }
 }
