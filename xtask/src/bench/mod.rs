@@ -107,37 +107,32 @@ fn load_messages(args: &Args, default: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     }
 }
 
-/// One workload against one server. `peer` = the server has no SMTP (the
-/// comparison preloads and triggers over IMAP for both sides).
+/// One workload against one server; `memory` reads the server's memory (KiB).
 async fn run_workload(
     args: &Args,
     targets: &Targets,
-    rss: &dyn Fn() -> u64,
+    memory: &dyn Fn() -> u64,
     messages: &dyn Fn(usize) -> anyhow::Result<Vec<Vec<u8>>>,
-    peer: bool,
 ) -> anyhow::Result<Figures> {
+    let accounts = args.accounts.max(16);
     match args.workload.as_str() {
-        "smtp-ingest" if peer => bail!(
-            "smtp-ingest against Postfix+Dovecot is not built: Postfix is not set up by this tool"
-        ),
         "smtp-ingest" => {
             let mut f = workloads::smtp_ingest(
                 targets,
                 args.connections,
                 Duration::from_secs(args.seconds),
-                16,
+                accounts,
             )
             .await?;
-            f.push("RSS after ingest", rss() as f64 / 1024.0, "MiB");
+            f.push("memory after ingest", memory() as f64 / 1024.0, "MiB");
             Ok(f)
         }
         "pop3-drain" => {
-            workloads::pop3_drain(targets, args.accounts, args.messages.unwrap_or(200), peer).await
+            workloads::pop3_drain(targets, args.accounts, args.messages.unwrap_or(200)).await
         }
         "imap-sync" => workloads::imap_sync(targets, &messages(10_000)?).await,
         "imap-search" => workloads::imap_search(targets, &messages(100_000)?).await,
-        "idle-fanout" => workloads::idle_fanout(targets, args.clients, rss, peer).await,
-        "mixed" if peer => bail!("mixed needs SMTP: not available against Dovecot alone"),
+        "idle-fanout" => workloads::idle_fanout(targets, args.clients, memory).await,
         "mixed" => workloads::mixed(targets, Duration::from_secs(args.seconds)).await,
         "startup" => Ok(Figures::new()),
         other => bail!(
@@ -146,63 +141,102 @@ async fn run_workload(
     }
 }
 
-/// `--vs dovecot`: Pillarbox and Dovecot, fresh each round, A B A B; the
-/// mean of each figure and the ratio Pillarbox/Dovecot.
+/// `--vs dovecot`: Pillarbox and Postfix+Dovecot, fresh each round, A B A
+/// B; the mean of each figure and the ratio Pillarbox/peer.
 fn versus(args: &Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let binary = server::build()?;
+    let url = store_url(args)?;
     let accounts = args.accounts.max(16);
     let messages = |default: usize| load_messages(args, default);
     let mut ours: Vec<Figures> = Vec::new();
     let mut theirs: Vec<Figures> = Vec::new();
     for round in 1..=2 {
         eprintln!("round {round}: Pillarbox");
-        let s = server::Server::start(&binary, None)?;
+        let s = server::Server::start(&binary, url)?;
         s.add_accounts(accounts)?;
-        let targets = Targets::pillarbox();
-        let rss = || s.rss_kib();
-        ours.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
+        let memory = || s.memory_kib();
+        ours.push(runtime.block_on(run_workload(
+            args,
+            &Targets::pillarbox(),
+            &memory,
+            &messages,
+        ))?);
         drop(s);
-        eprintln!("round {round}: Dovecot");
-        let d = peer::Dovecot::start(accounts)?;
-        // Dovecot alone has no SMTP: port 1 is never used (peer runs load over IMAP).
-        let targets = Targets::loopback(1, peer::POP3_PORT, peer::IMAP_PORT);
-        let rss = || d.rss_kib();
-        theirs.push(runtime.block_on(run_workload(args, &targets, &rss, &messages, true))?);
-        drop(d);
+        eprintln!("round {round}: Postfix + Dovecot");
+        let peer = peer::Peer::start(accounts)?;
+        let targets = Targets::loopback(peer::SMTP_PORT, peer::POP3_PORT, peer::IMAP_PORT);
+        let memory = || peer.memory_kib();
+        theirs.push(runtime.block_on(run_workload(args, &targets, &memory, &messages))?);
+        drop(peer);
     }
     let mean =
         |runs: &[Figures], i: usize| runs.iter().map(|f| f.0[i].1).sum::<f64>() / runs.len() as f64;
+    let store = store_name(args);
     println!(
-        "\n{} — Pillarbox vs Dovecot (SQLite; A B A B; commit {})",
+        "\n{} — Pillarbox ({store}) vs Postfix+Dovecot (A B A B; commit {})",
         args.workload,
         commit()
     );
     println!(
         "  {:<34} {:>12} {:>12} {:>8}",
-        "figure", "Pillarbox", "Dovecot", "ratio"
+        "figure", "Pillarbox", "peer", "ratio"
     );
     let mut rows = Vec::new();
     for (i, (name, _, unit)) in ours[0].0.iter().enumerate() {
         let (a, b) = (mean(&ours, i), mean(&theirs, i));
         let ratio = if b != 0.0 { a / b } else { f64::NAN };
         println!("  {name:<34} {a:>12.2} {b:>12.2} {ratio:>8.2}  {unit}");
-        rows.push(serde_json::json!({"name": name, "unit": unit, "pillarbox": a, "dovecot": b, "ratio": ratio}));
+        rows.push(serde_json::json!({"name": name, "unit": unit, "pillarbox": a, "peer": b, "ratio": ratio}));
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let dir = PathBuf::from(target).join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{}-vs-dovecot.json", args.workload));
+    let path = results_dir()?.join(format!("{}-vs-dovecot.json", args.workload));
     std::fs::write(
         &path,
-        serde_json::to_string_pretty(
-            &serde_json::json!({"workload": args.workload, "commit": commit(), "figures": rows}),
-        )?,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "workload": args.workload,
+            "peer": "Postfix + Dovecot (LMTP)",
+            "store": store,
+            "commit": commit(),
+            "date": date(),
+            "figures": rows,
+        }))?,
     )?;
     println!("  written to {}", path.display());
     Ok(())
+}
+
+/// `--store`: None for the embedded SQLite, else the PostgreSQL URL.
+fn store_url(args: &Args) -> anyhow::Result<Option<&str>> {
+    let url = (args.store != "sqlite").then_some(args.store.as_str());
+    if let Some(url) = url
+        && !url.starts_with("postgres://")
+    {
+        bail!("--store takes sqlite or a postgres:// URL");
+    }
+    Ok(url)
+}
+
+/// The store named in results: `sqlite` or the PostgreSQL host and database.
+fn store_name(args: &Args) -> String {
+    args.store.split('@').next_back().unwrap_or("").to_string()
+}
+
+fn results_dir() -> anyhow::Result<PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let dir = PathBuf::from(target).join("bench");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn date() -> Option<String> {
+    std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%dT%H:%M:%SZ")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 fn commit() -> String {
@@ -217,7 +251,7 @@ fn commit() -> String {
 pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(peer) = &args.vs {
         if peer != "dovecot" {
-            bail!("--vs {peer}: the peer this tool can start is dovecot");
+            bail!("--vs {peer}: the peer this tool can start is dovecot (with Postfix for SMTP)");
         }
         return versus(&args);
     }
@@ -244,53 +278,27 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         }
         None => {
             let binary = server::build()?;
-            let url = (args.store != "sqlite").then_some(args.store.as_str());
-            if let Some(url) = url
-                && !url.starts_with("postgres://")
-            {
-                bail!("--store takes sqlite or a postgres:// URL");
-            }
-            let s = server::Server::start(&binary, url)?;
-            let accounts = args.accounts.max(16);
-            s.add_accounts(accounts)?;
-            started = Some((s.startup, s.rss_kib()));
+            let s = server::Server::start(&binary, store_url(&args)?)?;
+            s.add_accounts(args.accounts.max(16))?;
+            started = Some((s.startup, s.memory_kib()));
             (Targets::pillarbox(), Some(s))
         }
     };
-    let rss = || server.as_ref().map(|s| s.rss_kib()).unwrap_or(0);
-    let messages = |default: usize| -> anyhow::Result<Vec<Vec<u8>>> {
-        match &args.mbox {
-            Some(path) => {
-                let mut all = client::read_mbox(path)?;
-                if let Some(n) = args.messages {
-                    all.truncate(n);
-                }
-                Ok(all)
-            }
-            None => Ok((0..args.messages.unwrap_or(default))
-                .map(|i| {
-                    client::message(
-                        i,
-                        if i % 10 == 0 { 40 << 10 } else { 4 << 10 },
-                        "user0@example.test",
-                    )
-                })
-                .collect()),
-        }
-    };
-    let mut figures = runtime.block_on(run_workload(&args, &targets, &rss, &messages, false))?;
-    if let Some((startup, rss_start)) = started {
+    let memory = || server.as_ref().map(|s| s.memory_kib()).unwrap_or(0);
+    let messages = |default: usize| load_messages(&args, default);
+    let mut figures = runtime.block_on(run_workload(&args, &targets, &memory, &messages))?;
+    if let Some((startup, memory_at_start)) = started {
         figures.push(
             "startup (serve → accepting)",
             startup.as_secs_f64() * 1000.0,
             "ms",
         );
-        figures.push("RSS after start", rss_start as f64 / 1024.0, "MiB");
+        figures.push("memory after start", memory_at_start as f64 / 1024.0, "MiB");
     }
     let store = if args.target.is_some() {
         "external".to_string()
     } else {
-        args.store.split('@').next_back().unwrap_or("").to_string()
+        store_name(&args)
     };
     println!(
         "\n{} — {} (store: {store}, commit {})",
@@ -310,13 +318,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         "server": if args.target.is_some() { "external" } else { "pillarbox" },
         "store": store,
         "commit": commit(),
-        "date": std::process::Command::new("date").arg("-u").arg("+%Y-%m-%dT%H:%M:%SZ").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        "date": date(),
         "figures": figures.0.iter().map(|(n, v, u)| serde_json::json!({"name": n, "value": v, "unit": u})).collect::<Vec<_>>(),
     });
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let dir = PathBuf::from(target).join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{}.json", args.workload));
+    let path = results_dir()?.join(format!("{}.json", args.workload));
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)
         .context("cannot write the results")?;
     println!("  written to {}", path.display());

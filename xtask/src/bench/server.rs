@@ -191,16 +191,8 @@ impl Server {
         Ok(())
     }
 
-    /// Resident memory of the server process, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
+    /// Memory of the server process (proportional set size), in KiB.
+    pub fn memory_kib(&self) -> u64 {
+        super::peer::pss_kib(std::path::Path::new(&format!("/proc/{}", self.child.id())))
     }
 }
