@@ -370,7 +370,27 @@ async fn policies_mark_seen_new_listing_protected_deletes_and_archive() {
             ..Default::default()
         })
         .await;
+        // A download in a session that ends without QUIT is not recorded:
+        // the client may not have kept it, so it is listed again.
         let mut c = login(&ts, "alice@example.test").await;
+        multiline(&mut c, "RETR 1").await;
+        drop(c);
+        let mut c = loop {
+            let mut c = pop3s(&ts).await;
+            command(&mut c, "USER alice@example.test").await;
+            if command(&mut c, &format!("PASS {PASSWORD}"))
+                .await
+                .starts_with("+OK")
+            {
+                break c;
+            }
+            // The dropped session's lock goes when the server notices.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            command(&mut c, "STAT").await.starts_with("+OK 2 "),
+            "{backend:?}: nothing recorded without QUIT"
+        );
         multiline(&mut c, "RETR 1").await;
         command(&mut c, "QUIT").await;
         let entries = ts

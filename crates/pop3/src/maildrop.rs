@@ -94,13 +94,15 @@ impl Maildrop {
         format!("{}.{}", self.inbox.uid_validity, entry.uid)
     }
 
-    /// What a completed download does at once: remember it was downloaded
-    /// (for the `new` listing mode) and, under `mark-seen`, set \Seen.
+    /// What a completed download does at once: under `mark-seen`, set \Seen
+    /// (IMAP sees it now). That it was downloaded (for the `new` listing
+    /// mode) is recorded in the UPDATE state, with the deletions: a session
+    /// that ends without QUIT changes nothing, so its client gets the
+    /// messages listed again.
     pub async fn downloaded(&mut self, store: &Store, n: u32) -> Result<(), StoreError> {
         let index = n as usize - 1;
         let uid = self.entries[index].uid;
         self.retrieved[index] = true;
-        store.mark_downloaded(self.inbox.id, &[uid]).await?;
         if self.policy.after_download == AfterDownload::MarkSeen {
             store
                 .store_flags(
@@ -137,6 +139,14 @@ impl Maildrop {
             .filter(|u| !remove.contains(u))
             .collect();
         let mut moved = 0;
+        if !downloaded.is_empty()
+            && matches!(
+                self.policy.after_download,
+                AfterDownload::Keep | AfterDownload::MarkSeen
+            )
+        {
+            store.mark_downloaded(self.inbox.id, &downloaded).await?;
+        }
         match self.policy.after_download {
             AfterDownload::Delete => remove.extend(downloaded),
             AfterDownload::Archive if !downloaded.is_empty() => {

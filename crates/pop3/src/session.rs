@@ -365,8 +365,8 @@ async fn transaction(
                 }
             };
             // The message may have been expunged by IMAP since login.
-            match server.store.message(drop.inbox.id, entry.uid).await {
-                Ok(Some(_)) => {}
+            let bytes = match server.store.message_bytes_at(drop.inbox.id, entry.uid).await {
+                Ok(Some(bytes)) => bytes,
                 Ok(None) => {
                     conn.write(
                         format!(
@@ -376,14 +376,6 @@ async fn transaction(
                     );
                     return Flow::Continue;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read the message");
-                    conn.write(b"-ERR [SYS/TEMP] cannot read the message now, try again\r\n");
-                    return Flow::Continue;
-                }
-            }
-            let bytes = match server.store.message_bytes(entry.message).await {
-                Ok(bytes) => bytes,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the message");
                     conn.write(b"-ERR [SYS/TEMP] cannot read the message now, try again\r\n");

@@ -339,8 +339,36 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let (hash, mut served, data) =
-            row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let row = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        self.served(row).await
+    }
+
+    /// The message at `uid` in `mailbox` as served (see
+    /// [`Store::message_bytes`]), in one query; `None` when it is no longer
+    /// there (expunged by another session).
+    pub async fn message_bytes_at(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<bytes::Bytes>> {
+        let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self.db(), pool => {
+            sqlx::query_as(
+                "SELECT m.blob_hash, m.trace_headers, b.data FROM mailbox_messages mm \
+                 JOIN messages m ON m.id = mm.message_id JOIN blobs b ON b.hash = m.blob_hash \
+                 WHERE mm.mailbox_id = $1 AND mm.uid = $2",
+            )
+            .bind(mailbox.0)
+            .bind(uid.0 as i64)
+            .fetch_optional(pool)
+            .await?
+        });
+        match row {
+            Some(row) => Ok(Some(self.served(row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Trace headers then the blob (from the row, or from its file).
+    async fn served(
+        &self,
+        (hash, mut served, data): (String, Vec<u8>, Option<Vec<u8>>),
+    ) -> Result<bytes::Bytes> {
         let body = match data {
             Some(data) => data,
             None => self
