@@ -7,7 +7,7 @@ use crate::selected::Selected;
 use crate::sequence::compact;
 use crate::session::{Done, Session};
 use mail_parser::MessageParser;
-use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, Uid};
+use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, TextColumns, TextFilter, Uid};
 
 /// What a key needs besides the session's view.
 #[derive(Default)]
@@ -16,24 +16,86 @@ struct Loaded {
     body: Option<String>,
 }
 
-fn needs_text(key: &SearchKey) -> bool {
+/// Which stored texts a key reads.
+fn needs_text(key: &SearchKey) -> TextColumns {
+    let either = |a: TextColumns, b: TextColumns| TextColumns {
+        header: a.header || b.header,
+        body: a.body || b.body,
+    };
     match key {
         SearchKey::Header(..)
-        | SearchKey::Body(_)
-        | SearchKey::Text(_)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
-        SearchKey::And(keys) => keys.iter().any(needs_text),
-        SearchKey::Or(a, b) => needs_text(a) || needs_text(b),
+        | SearchKey::SentSince(_) => TextColumns {
+            header: true,
+            body: false,
+        },
+        SearchKey::Body(_) => TextColumns {
+            header: false,
+            body: true,
+        },
+        SearchKey::Text(_) => TextColumns {
+            header: true,
+            body: true,
+        },
+        SearchKey::And(keys) => keys
+            .iter()
+            .map(needs_text)
+            .fold(TextColumns::default(), either),
+        SearchKey::Or(a, b) => either(needs_text(a), needs_text(b)),
         SearchKey::Not(k) => needs_text(k),
-        _ => false,
+        _ => TextColumns::default(),
     }
 }
 
+/// A condition the store can check on its own that every message matching
+/// `key` meets (`None`: none; every message has to be looked at). Only
+/// ASCII strings are handed down: the database folds ASCII case only.
+fn prefilter(key: &SearchKey) -> Option<TextFilter> {
+    let ascii = |s: &str| (!s.is_empty() && s.is_ascii()).then(|| s.to_string());
+    // A header line may be folded at any whitespace (RFC 5322 §2.2.3): only
+    // the words of a header value are sure to appear as written.
+    let header_words = |s: &str| {
+        let words: Vec<TextFilter> = s
+            .split_ascii_whitespace()
+            .map(|w| TextFilter::Header(w.to_string()))
+            .collect();
+        match words.len() {
+            0 => None,
+            1 => words.into_iter().next(),
+            _ => Some(TextFilter::And(words)),
+        }
+    };
+    match key {
+        // An empty value asks for the field itself: its name is in the header.
+        SearchKey::Header(name, value) if value.is_empty() => ascii(name).map(TextFilter::Header),
+        SearchKey::Header(_, value) => ascii(value).and_then(|v| header_words(&v)),
+        SearchKey::Body(text) => ascii(text).map(TextFilter::Body),
+        SearchKey::Text(text) => {
+            let text = ascii(text)?;
+            Some(TextFilter::Or(vec![
+                header_words(&text)?,
+                TextFilter::Body(text),
+            ]))
+        }
+        SearchKey::And(keys) => {
+            let all: Vec<TextFilter> = keys.iter().filter_map(prefilter).collect();
+            (!all.is_empty()).then_some(TextFilter::And(all))
+        }
+        SearchKey::Or(a, b) => Some(TextFilter::Or(vec![prefilter(a)?, prefilter(b)?])),
+        _ => None,
+    }
+}
+
+/// Case-insensitive substring test. ASCII text (most mail headers) is
+/// compared without copying; anything else is lowercased (Unicode) first.
 fn contains_ci(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
     }
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }
@@ -152,23 +214,42 @@ async fn run_search(
     rev2: bool,
 ) -> Result<Vec<(u32, Uid)>> {
     let context = Context { selected, rev2 };
-    let text = needs_text(key);
-    let mut hits = Vec::new();
+    let columns = needs_text(key);
+    let text = columns.header || columns.body;
+    // The store narrows the messages down first where it can.
+    let candidates = match prefilter(key) {
+        Some(filter) if text => Some(
+            store
+                .search_candidates(selected.mailbox.id, &filter)
+                .await?,
+        ),
+        _ => None,
+    };
+    let wanted = |m: &MessageEntry| {
+        !selected.gone.contains(&m.uid)
+            && candidates.as_ref().is_none_or(|c| c.contains(&m.message))
+    };
     // Texts in batches, not one query per message.
     let mut texts = if text {
-        let ids: Vec<_> = selected.messages.iter().map(|m| m.message).collect();
-        store.message_search_texts(&ids).await?
+        let ids: Vec<_> = selected
+            .messages
+            .iter()
+            .filter(|m| wanted(m))
+            .map(|m| m.message)
+            .collect();
+        store.message_search_texts(&ids, columns).await?
     } else {
         Default::default()
     };
+    let mut hits = Vec::new();
     for (i, m) in selected.messages.iter().enumerate() {
-        if selected.gone.contains(&m.uid) {
+        if !wanted(m) {
             continue;
         }
         let loaded = match texts.remove(&m.message) {
-            Some((header, body)) => Loaded {
-                header: Some(header),
-                body: Some(body),
+            Some(t) => Loaded {
+                header: Some(t.header),
+                body: Some(t.body),
             },
             None => Loaded::default(),
         };
@@ -301,6 +382,46 @@ mod tests {
         assert!(subject.iter().any(|v| v.contains("Café")), "{subject:?}");
         assert!(header_values(header, "FROM")[0].contains("a@b"));
         assert!(header_values(header, "To").is_empty());
+    }
+
+    #[test]
+    fn case_insensitive_matching_and_prefilters() {
+        assert!(contains_ci("From: Sender5 <s@x>", "sender5"));
+        assert!(!contains_ci("From: Sender <s@x>", "sender5"));
+        assert!(contains_ci("Grüße aus KÖLN", "köln"));
+        assert!(contains_ci("anything", ""));
+        let header = |v: &str| SearchKey::Header("FROM".into(), v.into());
+        assert_eq!(
+            prefilter(&header("Ann")),
+            Some(TextFilter::Header("Ann".into()))
+        );
+        assert_eq!(
+            prefilter(&header("")),
+            Some(TextFilter::Header("FROM".into()))
+        );
+        // Words, since a folded line splits a value at its spaces.
+        assert_eq!(
+            prefilter(&header("Ann  Smith")),
+            Some(TextFilter::And(vec![
+                TextFilter::Header("Ann".into()),
+                TextFilter::Header("Smith".into())
+            ]))
+        );
+        assert!(
+            header_values("Subject: lunch\r\n menu\r\n\r\n", "subject")[0].contains("lunch menu")
+        );
+        // Non-ASCII is not handed to the database; NOT and a bare flag have no prefilter.
+        assert_eq!(prefilter(&header("Köln")), None);
+        assert_eq!(prefilter(&SearchKey::Not(Box::new(header("Ann")))), None);
+        let flagged = SearchKey::Flag("\\Flagged", true);
+        assert_eq!(
+            prefilter(&SearchKey::And(vec![flagged.clone(), header("Ann")])),
+            Some(TextFilter::And(vec![TextFilter::Header("Ann".into())]))
+        );
+        assert_eq!(
+            prefilter(&SearchKey::Or(Box::new(flagged), Box::new(header("Ann")))),
+            None
+        );
     }
 
     #[test]

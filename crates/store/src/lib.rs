@@ -20,12 +20,14 @@ pub mod meta;
 mod open;
 pub mod queue;
 mod quota;
+mod search;
 mod types;
 
 pub use error::{Result, StoreError};
 pub use feed::{ChangeEvent, ChangeKind};
 pub use lock::AccountLock;
 pub use open::{Store, StoreOptions, mask_url};
+pub use search::{SearchText, TextColumns, TextFilter};
 pub use types::*;
 
 /// Runs `$body` once per backend with `$pool` bound to that backend's pool.

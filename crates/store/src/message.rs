@@ -290,43 +290,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Search texts of many messages at once (500 per query): id → (header, body).
-    pub async fn message_search_texts(
-        &self,
-        messages: &[MessageId],
-    ) -> Result<std::collections::HashMap<MessageId, (String, String)>> {
-        let mut out = std::collections::HashMap::with_capacity(messages.len());
-        for chunk in messages.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(|m| m.0.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            let rows: Vec<(i64, String, String)> = with_pool!(self.db(), pool => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, header_text, body_text FROM messages WHERE id IN ({list})"
-                )))
-                .fetch_all(pool)
-                .await?
-            });
-            for (id, header, body) in rows {
-                out.insert(MessageId(id), (header, body));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The header block and decoded body text kept for SEARCH.
-    pub async fn message_search_text(&self, message: MessageId) -> Result<(String, String)> {
-        let row: Option<(String, String)> = with_pool!(self.db(), pool => {
-            sqlx::query_as("SELECT header_text, body_text FROM messages WHERE id = $1")
-                .bind(message.0)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))
-    }
-
     /// The message exactly as served to clients: this delivery's trace
     /// headers followed by the stored bytes.
     pub async fn message_bytes(&self, message: MessageId) -> Result<bytes::Bytes> {
@@ -346,7 +309,11 @@ impl Store {
     /// The message at `uid` in `mailbox` as served (see
     /// [`Store::message_bytes`]), in one query; `None` when it is no longer
     /// there (expunged by another session).
-    pub async fn message_bytes_at(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<bytes::Bytes>> {
+    pub async fn message_bytes_at(
+        &self,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Option<bytes::Bytes>> {
         let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self.db(), pool => {
             sqlx::query_as(
                 "SELECT m.blob_hash, m.trace_headers, b.data FROM mailbox_messages mm \

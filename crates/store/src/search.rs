@@ -1,0 +1,140 @@
+//! What SEARCH reads: the header block and decoded body text kept for each
+//! message at delivery, and a coarse filter the database applies first so
+//! that a search reads the texts of likely matches only.
+
+use crate::error::{Result, StoreError};
+use crate::types::{MailboxId, MessageId};
+use crate::{Db, Store, with_pool};
+use std::collections::{HashMap, HashSet};
+
+/// A necessary condition on the stored texts, evaluated by the database:
+/// every message a search matches passes it (more may pass; the caller
+/// checks those exactly). Strings are ASCII and compared case-insensitively
+/// (ASCII case folding), as substrings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextFilter {
+    /// The header block contains the string, or has RFC 2047 encoded words
+    /// (whose decoded text may contain it).
+    Header(String),
+    /// The decoded body text contains the string.
+    Body(String),
+    And(Vec<TextFilter>),
+    Or(Vec<TextFilter>),
+}
+
+/// Which texts a search needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextColumns {
+    pub header: bool,
+    pub body: bool,
+}
+
+/// Header block and body text of one message; a text not asked for is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchText {
+    pub header: String,
+    pub body: String,
+}
+
+impl TextFilter {
+    /// The SQL condition, with its parameters appended to `params` (numbered
+    /// after `first` parameters already bound).
+    fn sql(&self, db: Db<'_>, first: usize, params: &mut Vec<String>) -> String {
+        let contains = |column: &str, needle: &str, params: &mut Vec<String>| {
+            params.push(needle.to_ascii_lowercase());
+            let n = first + params.len();
+            match db {
+                Db::Sqlite(_) => format!("instr(lower({column}), ${n}) > 0"),
+                Db::Postgres(_) => format!("strpos(lower({column}), ${n}) > 0"),
+            }
+        };
+        match self {
+            TextFilter::Header(needle) => {
+                let encoded = match db {
+                    Db::Sqlite(_) => "instr(m.header_text, '=?') > 0",
+                    Db::Postgres(_) => "strpos(m.header_text, '=?') > 0",
+                };
+                format!(
+                    "({} OR {encoded})",
+                    contains("m.header_text", needle, params)
+                )
+            }
+            TextFilter::Body(needle) => contains("m.body_text", needle, params),
+            TextFilter::And(all) | TextFilter::Or(all) if all.is_empty() => "TRUE".into(),
+            TextFilter::And(all) => {
+                let parts: Vec<String> = all.iter().map(|f| f.sql(db, first, params)).collect();
+                format!("({})", parts.join(" AND "))
+            }
+            TextFilter::Or(any) => {
+                let parts: Vec<String> = any.iter().map(|f| f.sql(db, first, params)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The messages of `mailbox` that pass `filter` (one query; the
+    /// database reads the texts, nothing is sent back but ids).
+    pub async fn search_candidates(
+        &self,
+        mailbox: MailboxId,
+        filter: &TextFilter,
+    ) -> Result<HashSet<MessageId>> {
+        let db = self.db();
+        let mut params = Vec::new();
+        let condition = filter.sql(db, 1, &mut params);
+        let sql = format!(
+            "SELECT mm.message_id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND {condition}"
+        );
+        let rows: Vec<(i64,)> = with_pool!(db, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(mailbox.0);
+            for p in &params {
+                query = query.bind(p);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(|(id,)| MessageId(id)).collect())
+    }
+
+    /// The search texts of many messages (500 per query), only the columns asked for.
+    pub async fn message_search_texts(
+        &self,
+        messages: &[MessageId],
+        columns: TextColumns,
+    ) -> Result<HashMap<MessageId, SearchText>> {
+        let mut out = HashMap::with_capacity(messages.len());
+        let header = if columns.header { "header_text" } else { "''" };
+        let body = if columns.body { "body_text" } else { "''" };
+        for chunk in messages.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(|m| m.0.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let rows: Vec<(i64, String, String)> = with_pool!(self.db(), pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, {header}, {body} FROM messages WHERE id IN ({list})"
+                )))
+                .fetch_all(pool)
+                .await?
+            });
+            for (id, header, body) in rows {
+                out.insert(MessageId(id), SearchText { header, body });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The header block and decoded body text kept for SEARCH.
+    pub async fn message_search_text(&self, message: MessageId) -> Result<(String, String)> {
+        let row: Option<(String, String)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT header_text, body_text FROM messages WHERE id = $1")
+                .bind(message.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))
+    }
+}
