@@ -281,6 +281,93 @@ async fn fifty_recipients_store_the_bytes_once_and_quota_is_exact() {
     }
 }
 
+/// Concurrent deliveries share commits; each still succeeds or fails on its
+/// own. Messages to alice (small quota) and bob together are refused whole
+/// once alice is full, and refusing one changes nothing for the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_sharing_a_commit_succeed_or_fail_one_by_one() {
+    for backend in backends() {
+        let f = Fixture::new(backend).await;
+        // bob first: his account is charged before alice's, so a refusal
+        // has a charge to take back.
+        let (bob, bob_inbox) = f.account("bob").await;
+        let (alice, alice_inbox) = f.account("alice").await;
+        f.directory
+            .update_account(
+                "alice@example.test",
+                &pillarbox_directory::AccountUpdate {
+                    quota: Some(Some(8_000)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..60 {
+            let store = f.store.clone();
+            let targets = if n % 2 == 0 {
+                vec![to(alice, &alice_inbox), to(bob, &bob_inbox)]
+            } else {
+                vec![to(bob, &bob_inbox)]
+            };
+            tasks.push(tokio::spawn(async move {
+                let result = store
+                    .deliver(&message(&format!("m{n}"), 900), &targets)
+                    .await;
+                (n, result)
+            }));
+        }
+        let (mut to_both, mut refused, mut to_bob) = (0, 0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                (n, Ok(delivered)) => {
+                    assert_eq!(delivered.len(), if n % 2 == 0 { 2 } else { 1 });
+                    if n % 2 == 0 {
+                        to_both += 1;
+                    } else {
+                        to_bob += 1;
+                    }
+                }
+                (n, Err(StoreError::OverQuota { account, .. })) => {
+                    assert!(n % 2 == 0 && account == alice, "{backend:?}: {n}");
+                    refused += 1;
+                }
+                (n, Err(other)) => panic!("{backend:?}: delivery {n}: {other}"),
+            }
+        }
+        assert_eq!(
+            to_bob, 30,
+            "{backend:?}: every message for bob alone arrived"
+        );
+        assert!(
+            to_both >= 1 && refused >= 1,
+            "{backend:?}: {to_both} {refused}"
+        );
+        let count = |mailbox: MailboxId| {
+            let store = f.store.clone();
+            async move {
+                store
+                    .messages(mailbox, UidRange::all())
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        assert_eq!(count(alice_inbox.id).await, to_both, "{backend:?}");
+        assert_eq!(count(bob_inbox.id).await, to_both + to_bob, "{backend:?}");
+        // Usage is exact: nothing was charged for a refused delivery.
+        for account in [alice, bob] {
+            assert_eq!(
+                f.store.quota_used(account).await.unwrap(),
+                f.store.quota_recount(account).await.unwrap(),
+                "{backend:?}"
+            );
+        }
+        assert!(f.store.quota_used(alice).await.unwrap() <= 8_000);
+        f.done().await;
+    }
+}
+
 #[tokio::test]
 async fn over_quota_delivery_stores_nothing() {
     for backend in backends() {

@@ -198,6 +198,7 @@ fn serve_with_no_config_starts_prints_endpoints_and_stops_on_sigterm() {
         "POP3S",
         "IMAP",
         "IMAPS",
+        "HTTP",
     ] {
         env.push((
             format!("PILLARBOX_LISTENER__{name}__ADDR"),

@@ -133,10 +133,16 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| blob_err(std::io::Error::other("no parent")))?;
-    std::fs::create_dir_all(parent).map_err(blob_err)?;
     let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), rand_suffix()));
+    let mut file = match std::fs::File::create(&tmp) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_dirs_durably(parent).map_err(blob_err)?;
+            std::fs::File::create(&tmp).map_err(blob_err)?
+        }
+        Err(e) => return Err(blob_err(e)),
+    };
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -147,6 +153,24 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(blob_err)
+}
+
+/// Creates `dir` and any missing parents, syncing each parent after a new
+/// entry appears in it, so the directories survive a power loss with the
+/// file about to be written in them.
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent"))?;
+    create_dirs_durably(parent)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::File::open(parent)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn rand_suffix() -> u64 {

@@ -15,6 +15,8 @@ pub enum StoreError {
     },
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the store is shut down; try again when the server is back")]
+    Closed,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("blob store error at {path}: {source}")]

@@ -10,6 +10,7 @@
 #[macro_use]
 mod tx;
 pub mod blob;
+mod deliver;
 mod dialect;
 mod error;
 pub mod feed;

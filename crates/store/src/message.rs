@@ -1,13 +1,12 @@
-//! Messages: delivery to many targets in one transaction, reading, flags,
-//! expunge, copy and move, and what changed since a MODSEQ.
+//! Messages: reading, flags, expunge, copy and move, and what changed since
+//! a MODSEQ. Delivery is in `deliver.rs`.
 
 use crate::dialect::{LockMailboxes, Notify, WritePool};
 use crate::error::{Result, StoreError};
 use crate::feed::{ChangeEvent, ChangeKind};
-use crate::meta::{self, MessageMeta};
+use crate::meta::MessageMeta;
 use crate::types::*;
-use crate::{Store, blob, with_pool};
-use std::collections::BTreeMap;
+use crate::{Store, with_pool};
 
 type EntryRow = (i64, i64, i64, i64, String, i64, i64, bool);
 
@@ -26,38 +25,8 @@ fn entry_from_row(row: EntryRow) -> MessageEntry {
     }
 }
 
-/// A message prepared outside the transaction: hashed and parsed.
-struct Prepared {
-    hash: String,
-    raw: bytes::Bytes,
-    trace_headers: Vec<u8>,
-    size: i64,
-    internal_date: i64,
-    meta_json: String,
-    header_text: String,
-    body_text: String,
-}
-
-fn prepare(message: &NewMessage) -> Prepared {
-    let hash = blob::hash(&message.raw);
-    let mut served = Vec::with_capacity(message.trace_headers.len() + message.raw.len());
-    served.extend_from_slice(&message.trace_headers);
-    served.extend_from_slice(&message.raw);
-    let parsed = meta::parse(&served);
-    Prepared {
-        hash,
-        raw: message.raw.clone(),
-        trace_headers: message.trace_headers.clone(),
-        size: served.len() as i64,
-        internal_date: message.internal_date.unwrap_or_else(crate::queue::unix_now),
-        meta_json: serde_json::to_string(&parsed.meta).unwrap_or_default(),
-        header_text: parsed.header_text,
-        body_text: parsed.body_text,
-    }
-}
-
 /// Deduplicates UIDs and sorts them ascending.
-fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
+pub(crate) fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
     let mut uids = uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
@@ -65,169 +34,6 @@ fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
 }
 
 impl Store {
-    /// Delivers one message to many (account, mailbox) targets in one
-    /// transaction: bytes stored once, each target gets the next UID of its
-    /// mailbox. When this returns `Ok`, the delivery is durable.
-    pub async fn deliver(
-        &self,
-        message: &NewMessage,
-        targets: &[Target],
-    ) -> Result<Vec<Delivered>> {
-        let mut out = self
-            .deliver_batch(&[(message.clone(), targets.to_vec())])
-            .await?;
-        Ok(out.pop().unwrap_or_default())
-    }
-
-    /// Delivers several messages in one transaction (imports, group commit).
-    /// All or nothing: on error no message of the batch is stored.
-    pub async fn deliver_batch(
-        &self,
-        batch: &[(NewMessage, Vec<Target>)],
-    ) -> Result<Vec<Vec<Delivered>>> {
-        Ok(self.deliver_batch_and_queue(batch, None).await?.0)
-    }
-
-    /// Delivers one message to local targets and queues it for remote
-    /// recipients, in one transaction: when this returns `Ok`, both are durable.
-    pub async fn deliver_and_queue(
-        &self,
-        message: &NewMessage,
-        targets: &[Target],
-        outbound: Option<&crate::queue::OutboundMessage>,
-    ) -> Result<(Vec<Delivered>, Option<crate::queue::QueueId>)> {
-        let batch = [(message.clone(), targets.to_vec())];
-        let (mut delivered, queued) = self.deliver_batch_and_queue(&batch, outbound).await?;
-        Ok((delivered.pop().unwrap_or_default(), queued))
-    }
-
-    async fn deliver_batch_and_queue(
-        &self,
-        batch: &[(NewMessage, Vec<Target>)],
-        outbound: Option<&crate::queue::OutboundMessage>,
-    ) -> Result<(Vec<Vec<Delivered>>, Option<crate::queue::QueueId>)> {
-        let started = std::time::Instant::now();
-        // Hashing and MIME parsing are CPU work: off the async runtime.
-        let inputs: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
-        let prepared =
-            tokio::task::spawn_blocking(move || inputs.iter().map(prepare).collect::<Vec<_>>())
-                .await
-                .map_err(|e| StoreError::Blob {
-                    path: String::new(),
-                    source: std::io::Error::other(e),
-                })?;
-        // Bytes are durable on disk before the commit that refers to them; a
-        // crash in between leaves an orphan file, swept later, never a dangling row.
-        for (p, (_, targets)) in prepared.iter().zip(batch) {
-            if !targets.is_empty() {
-                self.inner.blobs.write_file(&p.hash, &p.raw).await?;
-            }
-        }
-        let blobs_in_db = !self.inner.blobs.on_disk();
-        let mut events: BTreeMap<MailboxId, ChangeEvent> = BTreeMap::new();
-        let results = with_pool!(self.db_write(), pool => {
-            let mut tx = pool.begin_write().await?;
-            let mut results = Vec::with_capacity(batch.len());
-            let mailbox_ids: Vec<i64> = batch.iter().flat_map(|(_, t)| t.iter().map(|t| t.mailbox.0)).collect();
-            tx.lock_mailboxes(&mailbox_ids).await?;
-            // Quota: added bytes per account over the whole batch.
-            let mut added: BTreeMap<AccountId, i64> = BTreeMap::new();
-            for (p, (_, targets)) in prepared.iter().zip(batch) {
-                for target in targets {
-                    *added.entry(target.account).or_default() += p.size;
-                }
-            }
-            for (account, bytes) in &added {
-                charge_quota!(&mut tx, *account, *bytes)?;
-            }
-            for (p, (_, targets)) in prepared.iter().zip(batch) {
-                if targets.is_empty() {
-                    results.push(Vec::new());
-                    continue;
-                }
-                let data: Option<&[u8]> = if blobs_in_db { Some(&p.raw) } else { None };
-                sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-                    .bind(&p.hash)
-                    .bind(p.raw.len() as i64)
-                    .bind(data)
-                    .execute(&mut *tx)
-                    .await?;
-                let (message_id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(&p.hash)
-                .bind(&p.trace_headers)
-                .bind(p.size)
-                .bind(p.internal_date)
-                .bind(&p.meta_json)
-                .bind(&p.header_text)
-                .bind(&p.body_text)
-                .fetch_one(&mut *tx)
-                .await?;
-                let mut delivered = Vec::with_capacity(targets.len());
-                for target in targets {
-                    let allocated: Option<(i64, i64, i64)> = sqlx::query_as(
-                        "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \
-                         WHERE id = $1 AND account_id = $2 RETURNING uid_next - 1, highest_modseq, account_id",
-                    )
-                    .bind(target.mailbox.0)
-                    .bind(target.account.0)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((uid, modseq, _)) = allocated else {
-                        return Err(StoreError::MailboxIdNotFound(target.mailbox));
-                    };
-                    let (flags, keywords) = target.flags.to_columns();
-                    sqlx::query(
-                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(target.mailbox.0)
-                    .bind(uid)
-                    .bind(message_id)
-                    .bind(modseq)
-                    .bind(flags)
-                    .bind(keywords)
-                    .execute(&mut *tx)
-                    .await?;
-                    events.insert(target.mailbox, ChangeEvent {
-                        account: target.account,
-                        mailbox: target.mailbox,
-                        kind: ChangeKind::Appended,
-                        modseq: ModSeq(modseq as u64),
-                    });
-                    delivered.push(Delivered {
-                        account: target.account,
-                        mailbox: target.mailbox,
-                        uid: Uid(uid as u32),
-                        modseq: ModSeq(modseq as u64),
-                        message: MessageId(message_id),
-                    });
-                }
-                results.push(delivered);
-            }
-            let queued = match outbound {
-                Some(outbound) => Some(queue_in!(&mut tx, outbound)?),
-                None => None,
-            };
-            let events: Vec<ChangeEvent> = events.values().copied().collect();
-            tx.notify(&events).await?;
-            tx.commit().await?;
-            (results, queued)
-        });
-        let events: Vec<ChangeEvent> = events.into_values().collect();
-        self.inner.feed.publish_committed(&events);
-        let copies: usize = results.0.iter().map(Vec::len).sum();
-        metrics::counter!("pillarbox_messages_delivered_total").increment(copies as u64);
-        metrics::histogram!("pillarbox_store_delivery_seconds")
-            .record(started.elapsed().as_secs_f64());
-        if results.1.is_some() {
-            self.inner.queue_wakeup.notify_waiters();
-        }
-        Ok(results)
-    }
-
     /// The messages of a mailbox within a UID range, ascending by UID.
     pub async fn messages(&self, mailbox: MailboxId, range: UidRange) -> Result<Vec<MessageEntry>> {
         let rows: Vec<EntryRow> = with_pool!(self.db(), pool => {

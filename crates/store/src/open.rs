@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) local_locks: Arc<std::sync::Mutex<std::collections::HashSet<(String, i64)>>>,
     /// Woken when a message is queued for remote delivery in this process.
     pub(crate) queue_wakeup: Arc<tokio::sync::Notify>,
+    /// Deliveries waiting for the next group commit.
+    pub(crate) group_commit: crate::deliver::GroupCommit,
 }
 
 pub(crate) enum Backend {
@@ -120,16 +122,18 @@ impl Store {
                 .map_err(open_err)?;
             let feed = Feed::for_sqlite(&options.url);
             let blobs = BlobStore::new(options.blob_dir.clone());
-            Ok(Store {
-                inner: Arc::new(Inner {
-                    backend: Backend::Sqlite { writer, readers },
-                    blobs,
-                    feed,
-                    url: masked,
-                    local_locks: Default::default(),
-                    queue_wakeup: Default::default(),
-                }),
-            })
+            let (group_commit, start) = crate::deliver::GroupCommit::new();
+            let inner = Arc::new(Inner {
+                backend: Backend::Sqlite { writer, readers },
+                blobs,
+                feed,
+                url: masked,
+                local_locks: Default::default(),
+                queue_wakeup: Default::default(),
+                group_commit,
+            });
+            start(&inner);
+            Ok(Store { inner })
         } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(&options.url).map_err(open_err)?;
             let pool = PgPoolOptions::new()
@@ -143,16 +147,18 @@ impl Store {
                 .await?;
             let feed = Feed::for_postgres(&pool).await.map_err(open_err)?;
             let blobs = BlobStore::new(options.blob_dir.clone());
-            Ok(Store {
-                inner: Arc::new(Inner {
-                    backend: Backend::Postgres { pool },
-                    blobs,
-                    feed,
-                    url: masked,
-                    local_locks: Default::default(),
-                    queue_wakeup: Default::default(),
-                }),
-            })
+            let (group_commit, start) = crate::deliver::GroupCommit::new();
+            let inner = Arc::new(Inner {
+                backend: Backend::Postgres { pool },
+                blobs,
+                feed,
+                url: masked,
+                local_locks: Default::default(),
+                queue_wakeup: Default::default(),
+                group_commit,
+            });
+            start(&inner);
+            Ok(Store { inner })
         } else {
             Err(StoreError::UnsupportedUrl(masked))
         }
