@@ -365,7 +365,11 @@ async fn transaction(
                 }
             };
             // The message may have been expunged by IMAP since login.
-            let bytes = match server.store.message_bytes_at(drop.inbox.id, entry.uid).await {
+            let bytes = match server
+                .store
+                .message_bytes_at(drop.inbox.id, entry.uid)
+                .await
+            {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => {
                     conn.write(
