@@ -17,7 +17,7 @@ impl Session<'_> {
         // Subscribe before the first check, so nothing committed in between is missed.
         let mut feed = self.server.store.subscribe();
         let mailbox = self.selected.as_ref().map(|s| s.mailbox.id);
-        self.send_updates(true).await;
+        Box::pin(self.send_updates(true)).await;
         if self.conn.send(b"+ idling\r\n").await.is_err() {
             return Ok(Done::Close);
         }
@@ -61,7 +61,8 @@ impl Session<'_> {
                 },
             }
             if check {
-                self.send_updates(true).await;
+                // Boxed, so a waiting IDLE does not carry this state.
+                Box::pin(self.send_updates(true)).await;
                 if self.conn.flush().await.is_err() {
                     return Ok(Done::Close);
                 }

@@ -70,7 +70,9 @@ pub async fn run(server: &Server, conn: Connection) {
             Err(_) => break,
         };
         let flow = match frame {
-            Frame::Command(bytes) => session.command(&bytes).await,
+            // Boxed: the session waits for the next command holding only
+            // what reading needs.
+            Frame::Command(bytes) => Box::pin(session.command(&bytes)).await,
             Frame::LineTooLong => {
                 session.conn.write(
                     format!(
@@ -133,7 +135,15 @@ impl Session<'_> {
         };
         let Request { tag, command } = request;
         tracing::debug!(command = command.name(), "command");
-        let done = self.execute(&tag, &command).await;
+        let done = match command {
+            // IDLE may last for hours: it runs in a future of its own size,
+            // the others in a boxed one sized for the largest command.
+            Command::Idle if self.account.is_some() => self
+                .idle()
+                .await
+                .unwrap_or_else(|error| store_failure(&error)),
+            _ => Box::pin(self.execute(&tag, &command)).await,
+        };
         if self.selected.is_some() && sends_updates(&command) {
             let allow_expunge = !matches!(
                 command,
@@ -141,7 +151,7 @@ impl Session<'_> {
                     | Command::Store { uid: false, .. }
                     | Command::Search { uid: false, .. }
             );
-            self.send_updates(allow_expunge).await;
+            Box::pin(self.send_updates(allow_expunge)).await;
         }
         let line = match done {
             Done::Ok(text) => format!("{tag} OK {text}\r\n"),

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -192,23 +192,41 @@ impl Connection {
     }
 
     /// Reads into the buffer once; cancel-safe (nothing read is lost if the
-    /// future is dropped).
+    /// future is dropped). The socket is read into a buffer on the stack of
+    /// each poll and what arrived is appended: waiting holds no buffer, so
+    /// an idle connection (thousands of them in IMAP IDLE) costs a few
+    /// hundred bytes, not a read buffer each.
     async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
-        let mut chunk = [0u8; READ_CHUNK];
         let shutdown = self.info.shutdown.clone();
+        let read = std::future::poll_fn(|cx| {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    self.read_buf.extend_from_slice(buf.filled());
+                    Poll::Ready(Ok(buf.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        });
         let read = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Err(ReadError::Shutdown),
-            read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)) => read,
+            read = tokio::time::timeout(timeout, read) => read,
         };
         match read {
             Err(_) => Err(ReadError::Timeout(timeout)),
             Ok(Ok(0)) => Err(ReadError::Closed),
-            Ok(Ok(n)) => {
-                self.read_buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ReadError::Io(e)),
+        }
+    }
+
+    /// Gives the read buffer's memory back once everything in it was used.
+    fn release_read_buffer(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+            self.read_buf = Vec::new();
         }
     }
 
@@ -231,9 +249,12 @@ impl Connection {
                 let end = scanned + pos + 1;
                 if end > max_len {
                     self.read_buf.drain(..end);
+                    self.release_read_buffer();
                     return Err(ReadError::TooLong(max_len));
                 }
-                return Ok(self.read_buf.drain(..end).collect());
+                let line = self.read_buf.drain(..end).collect();
+                self.release_read_buffer();
+                return Ok(line);
             }
             scanned = self.read_buf.len();
             if self.read_buf.len() > max_len {
@@ -257,7 +278,9 @@ impl Connection {
         while self.read_buf.len() < len {
             self.fill(self.idle_timeout).await?;
         }
-        Ok(self.read_buf.drain(..len).collect())
+        let bytes = self.read_buf.drain(..len).collect();
+        self.release_read_buffer();
+        Ok(bytes)
     }
 
     /// Reads whatever is available (at least one byte), for streaming bodies.

@@ -152,7 +152,9 @@ pub async fn serve<H: Handler>(
                 match Connection::accept(tcp, peer, info, idle_timeout).await {
                     Ok(connection) => {
                         tracing::debug!("connected");
-                        handler.handle(connection).await;
+                        // On the heap, not in the task: the task stays small
+                        // while the session waits.
+                        Box::pin(handler.handle(connection)).await;
                         tracing::debug!("disconnected");
                     }
                     Err(error) => {

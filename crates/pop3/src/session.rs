@@ -66,7 +66,8 @@ pub async fn run(server: &Server, mut conn: Connection) {
                 continue;
             }
         };
-        match step(server, &mut conn, &mut state, command).await {
+        // Boxed: between commands the session holds only what reading needs.
+        match Box::pin(step(server, &mut conn, &mut state, command)).await {
             Flow::Continue => {}
             Flow::Close => break,
         }

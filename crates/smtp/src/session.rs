@@ -99,7 +99,8 @@ pub async fn run(server: &Server, mut conn: Connection) {
             }
         };
         let quit = matches!(command, Command::Quit);
-        if step(server, &mut conn, &mut session, command, submission)
+        // Boxed: between commands the session holds only what reading needs.
+        if Box::pin(step(server, &mut conn, &mut session, command, submission))
             .await
             .is_err()
             || quit
