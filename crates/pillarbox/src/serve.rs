@@ -54,6 +54,7 @@ impl RunningServer {
 
 /// Opens the store described by the configuration (and applies migrations).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    refuse_root_on_someone_elses_data(&config.data_dir)?;
     let url = config.store_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -74,6 +75,26 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         options = options.blob_dir(config.data_dir.join("blobs"));
     }
     Ok(Store::open(options).await?)
+}
+
+/// Root working on a data directory that belongs to the server's user
+/// would leave root-owned files (blobs, the database's journal) that the
+/// server can then not write: mail delivery would fail later, far from the
+/// cause. Refused at once, saying how to run it instead.
+fn refuse_root_on_someone_elses_data(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to this process's effective user.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid());
+    let owner = std::fs::metadata(data_dir).map(|m| m.uid());
+    if let (Ok(0), Ok(owner)) = (me, owner)
+        && owner != 0
+    {
+        bail!(
+            "the data directory {} belongs to uid {owner}, and this runs as root: files made now would be root's and the server could not write them. Run the command as that user (e.g. `runuser -u pillarbox -- pillarbox …`, or `docker-compose exec` without `-u root`)",
+            data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn tls_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {

@@ -487,3 +487,27 @@ fn zone_parses_back(zone: &str) {
         }
     }
 }
+
+#[test]
+fn root_is_refused_on_a_data_directory_of_another_user() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("not root: nothing to refuse (CI runs this as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let out = pillarbox(dir.path(), &["domain", "add", "example.test"], None, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("belongs to uid 65534") && stderr(&out).contains("runuser -u"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read_dir(&data).unwrap().next().is_none(),
+        "nothing was made in it"
+    );
+}
