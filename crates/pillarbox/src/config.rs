@@ -58,7 +58,8 @@ pub struct StoreConfig {
     /// `sqlite://PATH` or `postgres://USER:PASS@HOST:PORT/DB`; default: the
     /// SQLite file `pillarbox.db` in `data_dir`.
     pub url: Option<String>,
-    /// Where message bytes go: `fs` (files under `data_dir/blobs`, the default
+    /// Where message bytes go: `fs` (files under `data_dir/blobs` for
+    /// messages over 128 KiB, smaller ones in the database; the default
     /// with SQLite) or `db` (in the database, the default with PostgreSQL).
     pub blobs: Option<BlobsKind>,
     /// Pooled database connections.

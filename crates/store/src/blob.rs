@@ -3,8 +3,11 @@
 //! Two places to keep them: files under `blobs/ab/cd/<hash>` (the default with
 //! SQLite), written tmp → fsync → rename before the database commit that
 //! refers to them; or the `blobs.data` column (the default with PostgreSQL, so
-//! every node sees every blob). The `blobs` table row exists in both cases and
-//! is what messages reference.
+//! every node sees every blob). With files, messages up to [`INLINE_MAX`]
+//! still go into the database: a small row costs less to write and read than
+//! a file of its own (and its two fsyncs), and most mail is small. The
+//! `blobs` table row exists in every case and is what messages reference; a
+//! row with `data` is read from the row, one without from its file.
 
 use crate::error::{Result, StoreError};
 use std::io::Write;
@@ -13,6 +16,10 @@ use std::path::{Path, PathBuf};
 pub(crate) struct BlobStore {
     dir: Option<PathBuf>,
 }
+
+/// Messages up to this size are kept in the database even when larger ones
+/// go to files.
+pub const INLINE_MAX: usize = 128 * 1024;
 
 /// The content hash of a blob, as lowercase hex.
 pub fn hash(bytes: &[u8]) -> String {
@@ -24,9 +31,10 @@ impl BlobStore {
         BlobStore { dir }
     }
 
-    /// True when bytes go to files, false when into the database.
-    pub(crate) fn on_disk(&self) -> bool {
-        self.dir.is_some()
+    /// True when a blob of `len` bytes goes into the database row, false
+    /// when to a file.
+    pub(crate) fn in_row(&self, len: usize) -> bool {
+        self.dir.is_none() || len <= INLINE_MAX
     }
 
     fn path_of(dir: &Path, hash: &str) -> PathBuf {

@@ -222,7 +222,7 @@ impl Store {
                     source: std::io::Error::other(e),
                 })?;
         for (p, stored) in prepared.iter().zip(stored) {
-            if *stored {
+            if *stored && !self.inner.blobs.in_row(p.raw.len()) {
                 self.inner.blobs.write_file(&p.hash, &p.raw).await?;
             }
         }
@@ -238,7 +238,6 @@ impl Store {
         all_or_nothing: bool,
     ) -> Result<Vec<Result<Outcome>>> {
         let started = std::time::Instant::now();
-        let blobs_in_db = !self.inner.blobs.on_disk();
         let mut events: BTreeMap<MailboxId, ChangeEvent> = BTreeMap::new();
         let outcomes = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
@@ -280,7 +279,8 @@ impl Store {
                 }
                 let mut delivered = Vec::with_capacity(job.targets.len());
                 if !job.targets.is_empty() {
-                    let data: Option<&[u8]> = if blobs_in_db { Some(&p.raw) } else { None };
+                    let in_row = self.inner.blobs.in_row(p.raw.len());
+                    let data: Option<&[u8]> = if in_row { Some(&p.raw) } else { None };
                     sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
                         .bind(&p.hash)
                         .bind(p.raw.len() as i64)
