@@ -14,5 +14,5 @@ pub mod tls;
 
 pub use config::{ListenerConfig, TlsMode};
 pub use connection::{Connection, ReadError};
-pub use server::{ConnectionLimits, Handler, ListenerInfo, Slot, serve};
+pub use server::{ConnectionLimits, Handler, LISTEN_BACKLOG, ListenerInfo, Slot, bind, serve};
 pub use tokio_util::sync::CancellationToken;

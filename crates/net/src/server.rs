@@ -15,6 +15,27 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+/// Connections the kernel completes and queues for `accept` at most. The
+/// usual 128 overflows when thousands of clients reconnect at once (after a
+/// restart, say): a connection beyond it is dropped by the server while the
+/// client believes it is open and waits for a greeting that never comes.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with [`LISTEN_BACKLOG`] (the kernel caps it at
+/// `net.core.somaxconn`).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's listeners do: a restarted server may bind while old
+    // connections are still in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A protocol's session handler.
 pub trait Handler: Send + Sync + 'static {
     /// Protocol name for logs: `smtp`, `pop3`, `imap`.

@@ -167,14 +167,12 @@ pub async fn start_with_verifier(
                 "unknown listener [listener.{name}]: use smtp, submission, submissions, pop3, pop3s, imap or imaps"
             );
         };
-        let socket = TcpListener::bind(listener_config.addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} for [listener.{name}]",
-                    listener_config.addr
-                )
-            })?;
+        let socket = pillarbox_net::bind(listener_config.addr).with_context(|| {
+            format!(
+                "cannot listen on {} for [listener.{name}]",
+                listener_config.addr
+            )
+        })?;
         let bound = socket.local_addr()?;
         addrs.insert(name.clone(), bound);
         if mode == TlsMode::Plain {
