@@ -50,42 +50,66 @@ async fn header_and_text_searches_find_every_match() {
             assert!(lines.last().unwrap().starts_with("a OK"), "{lines:?}");
         }
         cmd(&mut c, "s SELECT INBOX").await;
-        for (search, expected) in [
-            // Folded: the words are on two lines.
-            ("SEARCH SUBJECT \"quarterly report\"", "* SEARCH 1\r\n"),
-            // Encoded words, decoded before matching.
-            ("SEARCH SUBJECT \"meeting notes\"", "* SEARCH 2\r\n"),
-            ("SEARCH SUBJECT notes", "* SEARCH 2\r\n"),
-            (
-                "SEARCH CHARSET UTF-8 FROM {7+}\r\nj\u{fc}rgen",
-                "* SEARCH 3\r\n",
-            ),
-            ("SEARCH FROM jurgen", "* SEARCH\r\n"),
-            // Case.
-            ("SEARCH FROM carol", "* SEARCH 4\r\n"),
-            ("SEARCH BODY shouts", "* SEARCH 4\r\n"),
-            ("SEARCH TEXT loud", "* SEARCH 4\r\n"),
-            (
-                "SEARCH CHARSET UTF-8 BODY {5+}\r\nk\u{f6}ln",
-                "* SEARCH 3\r\n",
-            ),
-            (
-                "SEARCH CHARSET UTF-8 BODY {5+}\r\nK\u{d6}LN",
-                "* SEARCH 3\r\n",
-            ),
-            // Combinations the store cannot narrow (OR with a flag, NOT) and can (AND).
-            ("SEARCH OR FROM ann SUBJECT loud", "* SEARCH 1 4\r\n"),
-            ("SEARCH OR FROM ann UNSEEN", "* SEARCH 1 2 3 4 5\r\n"),
-            ("SEARCH NOT FROM remote.test", "* SEARCH\r\n"),
-            ("SEARCH NOT SUBJECT unrelated", "* SEARCH 1 2 3 4\r\n"),
-            ("SEARCH FROM remote.test BODY inside", "* SEARCH 1\r\n"),
-            // A header that exists, whatever its value.
-            ("SEARCH HEADER SUBJECT \"\"", "* SEARCH 1 2 3 4 5\r\n"),
-            ("SEARCH HEADER X-Nothing \"\"", "* SEARCH\r\n"),
-        ] {
-            let lines = cmd(&mut c, &format!("q {search}")).await;
-            assert_eq!(lines[0], expected, "{backend:?}: {search}: {lines:?}");
-            assert!(lines.last().unwrap().starts_with("q OK"), "{lines:?}");
+        // Twice: with the header fields kept at delivery, then as for
+        // messages stored before they were kept (the column empty).
+        for pass in ["fields", "no fields"] {
+            if pass == "no fields" {
+                let sql = "UPDATE messages SET search_fields = NULL";
+                match ts.store().db_write() {
+                    pillarbox_store::Db::Sqlite(pool) => {
+                        pillarbox_store::sqlx::query(sql)
+                            .execute(pool)
+                            .await
+                            .unwrap();
+                    }
+                    pillarbox_store::Db::Postgres(pool) => {
+                        pillarbox_store::sqlx::query(sql)
+                            .execute(pool)
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            for (search, expected) in [
+                // Folded: the words are on two lines.
+                ("SEARCH SUBJECT \"quarterly report\"", "* SEARCH 1\r\n"),
+                // Encoded words, decoded before matching.
+                ("SEARCH SUBJECT \"meeting notes\"", "* SEARCH 2\r\n"),
+                ("SEARCH SUBJECT notes", "* SEARCH 2\r\n"),
+                (
+                    "SEARCH CHARSET UTF-8 FROM {7+}\r\nj\u{fc}rgen",
+                    "* SEARCH 3\r\n",
+                ),
+                ("SEARCH FROM jurgen", "* SEARCH\r\n"),
+                // Case.
+                ("SEARCH FROM carol", "* SEARCH 4\r\n"),
+                ("SEARCH BODY shouts", "* SEARCH 4\r\n"),
+                ("SEARCH TEXT loud", "* SEARCH 4\r\n"),
+                (
+                    "SEARCH CHARSET UTF-8 BODY {5+}\r\nk\u{f6}ln",
+                    "* SEARCH 3\r\n",
+                ),
+                (
+                    "SEARCH CHARSET UTF-8 BODY {5+}\r\nK\u{d6}LN",
+                    "* SEARCH 3\r\n",
+                ),
+                // Combinations the store cannot narrow (OR with a flag, NOT) and can (AND).
+                ("SEARCH OR FROM ann SUBJECT loud", "* SEARCH 1 4\r\n"),
+                ("SEARCH OR FROM ann UNSEEN", "* SEARCH 1 2 3 4 5\r\n"),
+                ("SEARCH NOT FROM remote.test", "* SEARCH\r\n"),
+                ("SEARCH NOT SUBJECT unrelated", "* SEARCH 1 2 3 4\r\n"),
+                ("SEARCH FROM remote.test BODY inside", "* SEARCH 1\r\n"),
+                // A header that exists, whatever its value.
+                ("SEARCH HEADER SUBJECT \"\"", "* SEARCH 1 2 3 4 5\r\n"),
+                ("SEARCH HEADER X-Nothing \"\"", "* SEARCH\r\n"),
+            ] {
+                let lines = cmd(&mut c, &format!("q {search}")).await;
+                assert_eq!(
+                    lines[0], expected,
+                    "{backend:?} ({pass}): {search}: {lines:?}"
+                );
+                assert!(lines.last().unwrap().starts_with("q OK"), "{lines:?}");
+            }
         }
         ts.stop().await;
     }

@@ -6,7 +6,7 @@ use crate::parse::{SearchKey, SearchReturn};
 use crate::selected::Selected;
 use crate::sequence::compact;
 use crate::session::{Done, Session};
-use mail_parser::MessageParser;
+use pillarbox_store::meta::{field_values, header_fields};
 use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, TextColumns, TextFilter, Uid};
 
 /// What a key needs besides the session's view.
@@ -14,6 +14,8 @@ use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, TextColumns, Text
 struct Loaded {
     header: Option<String>,
     body: Option<String>,
+    /// The header fields, unfolded and decoded (`meta::header_fields`).
+    fields: Option<String>,
 }
 
 /// Which stored texts a key reads.
@@ -21,22 +23,28 @@ fn needs_text(key: &SearchKey) -> TextColumns {
     let either = |a: TextColumns, b: TextColumns| TextColumns {
         header: a.header || b.header,
         body: a.body || b.body,
+        fields: a.fields || b.fields,
     };
     match key {
+        // The fields, and the header block for messages stored before the
+        // fields were kept.
         SearchKey::Header(..)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_) => TextColumns {
             header: true,
             body: false,
+            fields: true,
         },
         SearchKey::Body(_) => TextColumns {
             header: false,
             body: true,
+            fields: false,
         },
         SearchKey::Text(_) => TextColumns {
             header: true,
             body: true,
+            fields: false,
         },
         SearchKey::And(keys) => keys
             .iter()
@@ -100,46 +108,9 @@ fn contains_ci(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }
 
-/// Values of one header field in a header block: raw (unfolded) and decoded.
-fn header_values(header: &str, name: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut current: Option<String> = None;
-    for line in header.split_inclusive('\n') {
-        if line.starts_with([' ', '\t']) {
-            if let Some(v) = current.as_mut() {
-                v.push_str(line.trim_end_matches(['\r', '\n']));
-            }
-            continue;
-        }
-        if let Some(v) = current.take() {
-            values.push(v);
-        }
-        if let Some((field, value)) = line.split_once(':')
-            && field.trim().eq_ignore_ascii_case(name)
-        {
-            current = Some(value.trim_end_matches(['\r', '\n']).to_string());
-        }
-    }
-    if let Some(v) = current {
-        values.push(v);
-    }
-    let decoded: Vec<String> = values
-        .iter()
-        .filter(|v| v.contains("=?"))
-        .filter_map(|v| {
-            let text = format!("Subject:{v}\r\n\r\n");
-            MessageParser::default()
-                .parse_headers(text.as_bytes())
-                .and_then(|m| m.subject().map(str::to_string))
-        })
-        .collect();
-    values.extend(decoded);
-    values
-}
-
 /// Days since 1970-01-01 of the message's Date: header.
-fn sent_day(header: &str) -> Option<i64> {
-    let value = header_values(header, "Date").into_iter().next()?;
+fn sent_day(fields: &str) -> Option<i64> {
+    let value = field_values(fields, "Date").next()?;
     let date = mail_parser::DateTime::parse_rfc822(value.trim())?;
     // RFC 9051 §6.4.4: the date as written, time and zone disregarded.
     Some(crate::parse::days_from_civil(
@@ -158,6 +129,7 @@ impl Context<'_> {
     fn matches(&self, key: &SearchKey, seq: u32, m: &MessageEntry, loaded: &Loaded) -> bool {
         let header = loaded.header.as_deref().unwrap_or_default();
         let body = loaded.body.as_deref().unwrap_or_default();
+        let fields = loaded.fields.as_deref().unwrap_or_default();
         let day = m.internal_date.div_euclid(86400);
         let exists = self.selected.exists();
         match key {
@@ -190,17 +162,17 @@ impl Context<'_> {
                 !self.rev2 && self.selected.is_recent(m.uid) && !m.flags.contains(SystemFlag::Seen)
             }
             SearchKey::Old => self.rev2 || !self.selected.is_recent(m.uid),
-            SearchKey::Header(name, value) => header_values(header, name)
-                .iter()
-                .any(|v| contains_ci(v, value)),
+            SearchKey::Header(name, value) => {
+                field_values(fields, name).any(|v| contains_ci(v, value))
+            }
             SearchKey::Body(text) => contains_ci(body, text),
             SearchKey::Text(text) => contains_ci(header, text) || contains_ci(body, text),
             SearchKey::Before(d) => day < *d,
             SearchKey::On(d) => day == *d,
             SearchKey::Since(d) => day >= *d,
-            SearchKey::SentBefore(d) => sent_day(header).is_some_and(|s| s < *d),
-            SearchKey::SentOn(d) => sent_day(header).is_some_and(|s| s == *d),
-            SearchKey::SentSince(d) => sent_day(header).is_some_and(|s| s >= *d),
+            SearchKey::SentBefore(d) => sent_day(fields).is_some_and(|s| s < *d),
+            SearchKey::SentOn(d) => sent_day(fields).is_some_and(|s| s == *d),
+            SearchKey::SentSince(d) => sent_day(fields).is_some_and(|s| s >= *d),
             SearchKey::Larger(n) => m.size > *n,
             SearchKey::Smaller(n) => m.size < *n,
         }
@@ -248,6 +220,11 @@ async fn run_search(
         }
         let loaded = match texts.remove(&m.message) {
             Some(t) => Loaded {
+                fields: match t.fields {
+                    Some(fields) => Some(fields),
+                    None if columns.fields => Some(header_fields(&t.header)),
+                    None => None,
+                },
                 header: Some(t.header),
                 body: Some(t.body),
             },
@@ -376,12 +353,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_values_unfold_and_decode() {
+    fn header_fields_unfold_and_decode() {
         let header = "Subject: =?UTF-8?Q?Caf=C3=A9?=\r\n  menu\r\nFrom: Ann <a@b>\r\n\r\n";
-        let subject = header_values(header, "subject");
+        let fields = header_fields(header);
+        let subject: Vec<&str> = field_values(&fields, "subject").collect();
         assert!(subject.iter().any(|v| v.contains("Café")), "{subject:?}");
-        assert!(header_values(header, "FROM")[0].contains("a@b"));
-        assert!(header_values(header, "To").is_empty());
+        assert!(
+            subject.iter().any(|v| v.contains("=?UTF-8?Q?")),
+            "{subject:?}"
+        );
+        assert!(
+            field_values(&fields, "FROM")
+                .next()
+                .unwrap_or_default()
+                .contains("a@b")
+        );
+        assert!(field_values(&fields, "To").next().is_none());
     }
 
     #[test]
@@ -407,9 +394,8 @@ mod tests {
                 TextFilter::Header("Smith".into())
             ]))
         );
-        assert!(
-            header_values("Subject: lunch\r\n menu\r\n\r\n", "subject")[0].contains("lunch menu")
-        );
+        let fields = header_fields("Subject: lunch\r\n menu\r\n\r\n");
+        assert!(field_values(&fields, "subject").any(|v| v.contains("lunch menu")));
         // Non-ASCII is not handed to the database; NOT and a bare flag have no prefilter.
         assert_eq!(prefilter(&header("Köln")), None);
         assert_eq!(prefilter(&SearchKey::Not(Box::new(header("Ann")))), None);
@@ -426,9 +412,9 @@ mod tests {
 
     #[test]
     fn sent_date() {
-        let header = "Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n";
+        let fields = header_fields("Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n");
         assert_eq!(
-            sent_day(header),
+            sent_day(&fields),
             Some(crate::parse::days_from_civil(1994, 2, 7))
         );
     }

@@ -31,6 +31,7 @@ pub(crate) struct Prepared {
     meta_json: String,
     header_text: String,
     body_text: String,
+    search_fields: String,
 }
 
 fn prepare(message: &NewMessage) -> Prepared {
@@ -48,6 +49,7 @@ fn prepare(message: &NewMessage) -> Prepared {
         meta_json: serde_json::to_string(&parsed.meta).unwrap_or_default(),
         header_text: parsed.header_text,
         body_text: parsed.body_text,
+        search_fields: parsed.search_fields,
     }
 }
 
@@ -288,8 +290,8 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     let (message_id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                        "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text, search_fields) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                     )
                     .bind(&p.hash)
                     .bind(&p.trace_headers)
@@ -298,6 +300,7 @@ impl Store {
                     .bind(&p.meta_json)
                     .bind(&p.header_text)
                     .bind(&p.body_text)
+                    .bind(&p.search_fields)
                     .fetch_one(&mut *tx)
                     .await?;
                     for target in job.targets {

@@ -98,6 +98,57 @@ pub struct Parsed {
     pub header_text: String,
     /// Decoded text of the text parts, for BODY/TEXT SEARCH.
     pub body_text: String,
+    /// The header fields, for header SEARCH keys (see [`header_fields`]).
+    pub search_fields: String,
+}
+
+/// The header fields of a header block, one per line as `name:value` (name
+/// in lowercase, value unfolded: RFC 5322 §2.2.3), followed by a second
+/// `name:value` line with the decoded value when it has RFC 2047 encoded
+/// words. SEARCH matches a field if either line of it matches.
+pub fn header_fields(header_text: &str) -> String {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    // Whether continuation lines belong to a field (not after a broken line).
+    let mut open = false;
+    for line in header_text.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        if line.starts_with([' ', '\t']) {
+            if let (true, Some((_, value))) = (open, fields.last_mut()) {
+                value.push_str(content);
+            }
+            continue;
+        }
+        open = false;
+        if let Some((name, value)) = content.split_once(':') {
+            fields.push((name.trim().to_ascii_lowercase(), value.to_string()));
+            open = true;
+        }
+    }
+    let mut out = String::with_capacity(header_text.len() + 64);
+    for (name, value) in &fields {
+        // One line per field: line breaks inside a value would start a new one.
+        let one_line = |v: &str| v.replace(['\r', '\n'], " ");
+        out.push_str(&format!("{name}:{}\n", one_line(value)));
+        if value.contains("=?") {
+            let text = format!("Subject:{value}\r\n\r\n");
+            if let Some(decoded) = MessageParser::default()
+                .parse_headers(text.as_bytes())
+                .and_then(|m| m.subject().map(str::to_string))
+            {
+                out.push_str(&format!("{name}:{}\n", one_line(&decoded)));
+            }
+        }
+    }
+    out
+}
+
+/// The values of field `name` (any case) in [`header_fields`] text.
+pub fn field_values<'a>(fields: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
+    let name = name.to_ascii_lowercase();
+    fields.lines().filter_map(move |line| {
+        let (field, value) = line.split_once(':')?;
+        (field == name).then_some(value)
+    })
 }
 
 /// Nested messages deeper than this are treated as opaque bytes.
@@ -137,10 +188,12 @@ pub fn parse(raw: &[u8]) -> Parsed {
             }
         }
     }
+    let search_fields = header_fields(&header_text);
     Parsed {
         meta,
         header_text,
         body_text,
+        search_fields,
     }
 }
 

@@ -13,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 /// (ASCII case folding), as substrings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextFilter {
-    /// The header block contains the string, or has RFC 2047 encoded words
-    /// (whose decoded text may contain it).
+    /// The header fields contain the string, as written or decoded (for a
+    /// message stored before decoded fields were kept: the header block
+    /// contains it, or has RFC 2047 encoded words).
     Header(String),
     /// The decoded body text contains the string.
     Body(String),
@@ -27,6 +28,8 @@ pub enum TextFilter {
 pub struct TextColumns {
     pub header: bool,
     pub body: bool,
+    /// The header fields, unfolded and decoded (`meta::header_fields`).
+    pub fields: bool,
 }
 
 /// Header block and body text of one message; a text not asked for is empty.
@@ -34,6 +37,9 @@ pub struct TextColumns {
 pub struct SearchText {
     pub header: String,
     pub body: String,
+    /// `None` for a message stored before the fields were kept (make them
+    /// from `header` with `meta::header_fields`).
+    pub fields: Option<String>,
 }
 
 impl TextFilter {
@@ -54,10 +60,13 @@ impl TextFilter {
                     Db::Sqlite(_) => "instr(m.header_text, '=?') > 0",
                     Db::Postgres(_) => "strpos(m.header_text, '=?') > 0",
                 };
-                format!(
-                    "({} OR {encoded})",
-                    contains("m.header_text", needle, params)
-                )
+                let fields = contains("m.search_fields", needle, params);
+                let n = first + params.len();
+                let raw = match db {
+                    Db::Sqlite(_) => format!("instr(lower(m.header_text), ${n}) > 0"),
+                    Db::Postgres(_) => format!("strpos(lower(m.header_text), ${n}) > 0"),
+                };
+                format!("({fields} OR (m.search_fields IS NULL AND ({raw} OR {encoded})))")
             }
             TextFilter::Body(needle) => contains("m.body_text", needle, params),
             TextFilter::And(all) | TextFilter::Or(all) if all.is_empty() => "TRUE".into(),
@@ -107,21 +116,33 @@ impl Store {
         let mut out = HashMap::with_capacity(messages.len());
         let header = if columns.header { "header_text" } else { "''" };
         let body = if columns.body { "body_text" } else { "''" };
+        let fields = if columns.fields {
+            "search_fields"
+        } else {
+            "NULL"
+        };
         for chunk in messages.chunks(500) {
             let list = chunk
                 .iter()
                 .map(|m| m.0.to_string())
                 .collect::<Vec<_>>()
                 .join(",");
-            let rows: Vec<(i64, String, String)> = with_pool!(self.db(), pool => {
+            let rows: Vec<(i64, String, String, Option<String>)> = with_pool!(self.db(), pool => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, {header}, {body} FROM messages WHERE id IN ({list})"
+                    "SELECT id, {header}, {body}, {fields} FROM messages WHERE id IN ({list})"
                 )))
                 .fetch_all(pool)
                 .await?
             });
-            for (id, header, body) in rows {
-                out.insert(MessageId(id), SearchText { header, body });
+            for (id, header, body, fields) in rows {
+                out.insert(
+                    MessageId(id),
+                    SearchText {
+                        header,
+                        body,
+                        fields,
+                    },
+                );
             }
         }
         Ok(out)
