@@ -7,10 +7,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// How long one answer may take, unless a workload says otherwise.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Client {
     stream: BufReader<TcpStream>,
+    /// How long one answer may take.
+    pub timeout: Duration,
 }
 
 impl Client {
@@ -22,6 +25,7 @@ impl Client {
         tcp.set_nodelay(true)?;
         Ok(Client {
             stream: BufReader::with_capacity(64 * 1024, tcp),
+            timeout: TIMEOUT,
         })
     }
 
@@ -32,10 +36,19 @@ impl Client {
 
     pub async fn line(&mut self) -> anyhow::Result<String> {
         let mut line = String::new();
-        let n = tokio::time::timeout(TIMEOUT, self.stream.read_line(&mut line))
+        let n = tokio::time::timeout(self.timeout, self.stream.read_line(&mut line))
             .await
             .context("the server did not answer in time")??;
         if n == 0 {
+            bail!("the server closed the connection");
+        }
+        Ok(line)
+    }
+
+    /// A line, waiting as long as it takes (the caller bounds the wait).
+    pub async fn line_untimed(&mut self) -> anyhow::Result<String> {
+        let mut line = String::new();
+        if self.stream.read_line(&mut line).await? == 0 {
             bail!("the server closed the connection");
         }
         Ok(line)
@@ -77,7 +90,7 @@ impl Client {
             let line = self.line().await?;
             if let Some(n) = literal_size(&line) {
                 let mut buf = vec![0u8; n];
-                tokio::time::timeout(TIMEOUT, self.stream.read_exact(&mut buf))
+                tokio::time::timeout(self.timeout, self.stream.read_exact(&mut buf))
                     .await
                     .context("literal timed out")??;
                 octets += n;

@@ -158,18 +158,19 @@ fn versus(args: &Args) -> anyhow::Result<()> {
         let s = server::Server::start(&binary, url)?;
         s.add_accounts(accounts)?;
         let memory = || s.memory_kib();
-        ours.push(runtime.block_on(run_workload(
-            args,
-            &Targets::pillarbox(),
-            &memory,
-            &messages,
-        ))?);
+        ours.push(until_interrupted(
+            &runtime,
+            run_workload(args, &Targets::pillarbox(), &memory, &messages),
+        )?);
         drop(s);
         eprintln!("round {round}: Postfix + Dovecot");
         let peer = peer::Peer::start(accounts)?;
         let targets = Targets::loopback(peer::SMTP_PORT, peer::POP3_PORT, peer::IMAP_PORT);
         let memory = || peer.memory_kib();
-        theirs.push(runtime.block_on(run_workload(args, &targets, &memory, &messages))?);
+        theirs.push(until_interrupted(
+            &runtime,
+            run_workload(args, &targets, &memory, &messages),
+        )?);
         drop(peer);
     }
     let mean =
@@ -205,6 +206,20 @@ fn versus(args: &Args) -> anyhow::Result<()> {
     )?;
     println!("  written to {}", path.display());
     Ok(())
+}
+
+/// Runs a workload to its end or to Ctrl-C; either way the caller's
+/// servers are then dropped, so nothing the bench started keeps running.
+fn until_interrupted<T>(
+    runtime: &tokio::runtime::Runtime,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    runtime.block_on(async {
+        tokio::select! {
+            result = work => result,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted: stopping the servers"),
+        }
+    })
 }
 
 /// `--store`: None for the embedded SQLite, else the PostgreSQL URL.
@@ -286,7 +301,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     };
     let memory = || server.as_ref().map(|s| s.memory_kib()).unwrap_or(0);
     let messages = |default: usize| load_messages(&args, default);
-    let mut figures = runtime.block_on(run_workload(&args, &targets, &memory, &messages))?;
+    let mut figures =
+        until_interrupted(&runtime, run_workload(&args, &targets, &memory, &messages))?;
     if let Some((startup, memory_at_start)) = started {
         figures.push(
             "startup (serve → accepting)",

@@ -123,13 +123,17 @@ impl Dovecot {
         }
         // Mail is owned by nobody (Dovecot refuses root for mail).
         std::os::unix::fs::chown(d.join("home"), Some(65534), Some(65534))?;
+        // The same kind of hash Pillarbox keeps (argon2id, the same
+        // parameters): a login costs both servers the same.
+        let hash = {
+            use argon2::PasswordHasher;
+            argon2::Argon2::default()
+                .hash_password(super::server::PASSWORD.as_bytes())
+                .map_err(|e| anyhow::anyhow!("cannot hash the bench password: {e}"))?
+                .to_string()
+        };
         let users: String = (0..accounts)
-            .map(|i| {
-                format!(
-                    "user{i}@example.test:{{PLAIN}}{}::::::\n",
-                    super::server::PASSWORD
-                )
-            })
+            .map(|i| format!("user{i}@example.test:{{ARGON2ID}}{hash}::::::\n"))
             .collect();
         std::fs::write(d.join("users"), users)?;
         let p = d.display();
@@ -139,7 +143,7 @@ impl Dovecot {
                 "base_dir = {p}/run\nstate_dir = {p}/state\nlog_path = {p}/dovecot.log\nprotocols = imap pop3 lmtp\nlisten = 127.0.0.1\nssl = no\n\
                  disable_plaintext_auth = no\nauth_mechanisms = plain login\ndefault_internal_user = dovecot\ndefault_login_user = dovenull\nfirst_valid_uid = 1\n\
                  postmaster_address = postmaster@example.test\n\
-                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {p}/users\n}}\n\
+                 passdb {{\n  driver = passwd-file\n  args = username_format=%u {p}/users\n}}\n\
                  userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home={p}/home/%u\n}}\nmail_location = maildir:~/Maildir\n\
                  service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {IMAP_PORT}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n  client_limit = 20000\n  process_min_avail = 1\n}}\n\
                  service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {POP3_PORT}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\

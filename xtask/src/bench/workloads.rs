@@ -305,11 +305,26 @@ pub async fn pop3_drain(t: &Targets, accounts: usize, messages: usize) -> anyhow
 }
 
 async fn imap_login(t: &Targets, user: &str) -> anyhow::Result<Client> {
+    imap_login_within(t, user, None).await
+}
+
+/// Logs in, allowing `patience` for the answer (thousands of logins at once
+/// queue for password checks: one argon2id per core at a time).
+async fn imap_login_within(
+    t: &Targets,
+    user: &str,
+    patience: Option<Duration>,
+) -> anyhow::Result<Client> {
     let mut c = Client::connect(t.imap).await?;
+    let usual = c.timeout;
+    if let Some(patience) = patience {
+        c.timeout = patience;
+    }
     c.line().await?;
     c.send(format!("l LOGIN {user} \"{PASSWORD}\"\r\n").as_bytes())
         .await?;
     c.imap_until("l").await?;
+    c.timeout = usual;
     Ok(c)
 }
 
@@ -408,22 +423,42 @@ pub async fn idle_fanout(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = memory();
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients.max(1));
+    let logging_in = Instant::now();
+    // Each client says when it is in IDLE, or why it could not get there.
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<(), String>>(clients.max(1));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
+    for n in 0..clients {
         let (t, ready) = (t.clone(), ready_tx.clone());
         tasks.spawn(async move {
-            let mut c = imap_login(&t, "user0@example.test").await?;
-            c.send(b"s SELECT INBOX\r\n").await?;
-            c.imap_until("s").await?;
-            c.send(b"i IDLE\r\n").await?;
-            let go = c.line().await?;
-            if !go.starts_with('+') {
-                bail!("IDLE refused: {go}");
+            let reached = async {
+                let mut c =
+                    imap_login_within(&t, "user0@example.test", Some(Duration::from_secs(900)))
+                        .await?;
+                c.send(b"s SELECT INBOX\r\n").await?;
+                c.imap_until("s").await?;
+                c.send(b"i IDLE\r\n").await?;
+                let go = c.line().await?;
+                if !go.starts_with('+') {
+                    bail!("IDLE refused: {go}");
+                }
+                Ok(c)
             }
-            let _ = ready.send(()).await;
+            .await;
+            let mut c = match reached {
+                Ok(c) => {
+                    let _ = ready.send(Ok(())).await;
+                    c
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(format!("client {n}: {error:#}"))).await;
+                    return Err(error);
+                }
+            };
+            // In IDLE until the delivery, which comes only once every
+            // client is in: no time limit per read here, the overall one
+            // below holds.
             loop {
-                let line = c.line().await?;
+                let line = c.line_untimed().await?;
                 if line.contains("EXISTS") {
                     return Ok::<Instant, anyhow::Error>(Instant::now());
                 }
@@ -434,33 +469,35 @@ pub async fn idle_fanout(
     // Each login verifies an argon2id hash: thousands take a while.
     let deadline = Instant::now() + Duration::from_secs(900);
     for _ in 0..clients {
-        if tokio::time::timeout_at(deadline.into(), ready_rx.recv())
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            bail!("not every client reached IDLE in time");
+        match tokio::time::timeout_at(deadline.into(), ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(why))) => bail!("a client did not reach IDLE: {why}"),
+            Ok(None) | Err(_) => bail!("not every client reached IDLE within 15 minutes"),
         }
     }
+    let all_in = logging_in.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = memory();
     let sent = Instant::now();
     preload_smtp(t, "user0@example.test", 1, 1).await?;
     let accepted = Instant::now();
     let mut last = accepted;
-    while let Some(r) = tokio::time::timeout_at(
-        (Instant::now() + Duration::from_secs(120)).into(),
-        tasks.join_next(),
-    )
-    .await
-    .ok()
-    .flatten()
-    {
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Ok(Some(r)) = tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
         last = last.max(r??);
+        seen += 1;
+    }
+    if seen < clients {
+        bail!("only {seen} of {clients} clients saw the new message within 2 minutes");
     }
     let mut f = Figures::new();
     f.push("idle clients", clients as f64, "");
+    f.push(
+        "all logged in and in IDLE (from connect)",
+        all_in.as_secs_f64(),
+        "s",
+    );
     f.push("memory before", before as f64 / 1024.0, "MiB");
     f.push("memory with clients idle", after as f64 / 1024.0, "MiB");
     f.push(
@@ -512,7 +549,8 @@ pub async fn mixed(t: &Targets, duration: Duration) -> anyhow::Result<Figures> {
             while Instant::now() < deadline {
                 c.send(b"n NOOP\r\n").await?;
                 c.imap_until("n").await?;
-                c.send(b"f FETCH 1:* (FLAGS)\r\n").await?;
+                // UID FETCH: valid on an empty mailbox too (FETCH 1:* is not, for some servers).
+                c.send(b"f UID FETCH 1:* (FLAGS)\r\n").await?;
                 c.imap_until("f").await?;
                 ops.fetch_add(2, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
