@@ -212,3 +212,27 @@ async fn shutdown_lets_sessions_say_goodbye_and_stops_accepting() {
         "the port is closed"
     );
 }
+
+/// A burst of connections larger than the usual listen backlog (128) is
+/// queued by the kernel whole: every one can be accepted at once, none is
+/// dropped while its client believes it open.
+#[tokio::test]
+async fn a_burst_of_connections_is_queued_whole() {
+    let listener = pillarbox_net::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let burst = 600;
+    let mut clients = Vec::with_capacity(burst);
+    for _ in 0..burst {
+        clients.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Nothing was accepted while they connected; now all are there at once.
+    let mut accepted = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await
+    {
+        accepted += 1;
+        if accepted == burst {
+            break;
+        }
+    }
+    assert_eq!(accepted, burst, "connections queued for accept");
+}
