@@ -10,7 +10,7 @@ use pillarbox_tests::{LineClient, TestServer, backends};
 const PASSWORD: &str = "search pass";
 
 /// (message, what it is for)
-const MESSAGES: [&str; 5] = [
+const MESSAGES: [&str; 6] = [
     // 1: a folded Subject: "Quarterly report" is split across two lines.
     "From: Ann Example <ann@remote.test>\r\nSubject: The Quarterly\r\n report is ready\r\n\r\nNumbers inside.\r\n",
     // 2: a base64 encoded-word: nothing of "Meeting notes" is in the raw header.
@@ -21,6 +21,8 @@ const MESSAGES: [&str; 5] = [
     "FROM: CAROL <CAROL@REMOTE.TEST>\r\nSUBJECT: LOUD NEWS\r\n\r\nTHE BODY SHOUTS.\r\n",
     // 5: nothing in common with the searches.
     "From: dave@remote.test\r\nSubject: unrelated\r\n\r\nquiet\r\n",
+    // 6: a Kelvin sign (lowercases to an ASCII k) and SQL wildcard characters.
+    "From: lab@remote.test\r\nSubject: 100% done_now\r\n\r\nAt 3 \u{212a}elvin.\r\n",
 ];
 
 async fn cmd(c: &mut LineClient, line: &str) -> Vec<String> {
@@ -51,10 +53,10 @@ async fn header_and_text_searches_find_every_match() {
         }
         cmd(&mut c, "s SELECT INBOX").await;
         // Twice: with the header fields kept at delivery, then as for
-        // messages stored before they were kept (the column empty).
+        // messages stored before they were kept (no rows of fields).
         for pass in ["fields", "no fields"] {
             if pass == "no fields" {
-                let sql = "UPDATE messages SET search_fields = NULL";
+                let sql = "DELETE FROM message_fields";
                 match ts.store().db_write() {
                     pillarbox_store::Db::Sqlite(pool) => {
                         pillarbox_store::sqlx::query(sql)
@@ -95,12 +97,19 @@ async fn header_and_text_searches_find_every_match() {
                 ),
                 // Combinations the store cannot narrow (OR with a flag, NOT) and can (AND).
                 ("SEARCH OR FROM ann SUBJECT loud", "* SEARCH 1 4\r\n"),
-                ("SEARCH OR FROM ann UNSEEN", "* SEARCH 1 2 3 4 5\r\n"),
+                ("SEARCH OR FROM ann UNSEEN", "* SEARCH 1 2 3 4 5 6\r\n"),
                 ("SEARCH NOT FROM remote.test", "* SEARCH\r\n"),
-                ("SEARCH NOT SUBJECT unrelated", "* SEARCH 1 2 3 4\r\n"),
+                ("SEARCH NOT SUBJECT unrelated", "* SEARCH 1 2 3 4 6\r\n"),
+                // Unicode lowercasing; LIKE wildcards are plain characters.
+                ("SEARCH BODY kelvin", "* SEARCH 6\r\n"),
+                ("SEARCH SUBJECT \"100%\"", "* SEARCH 6\r\n"),
+                ("SEARCH SUBJECT \"0% d\"", "* SEARCH 6\r\n"),
+                ("SEARCH SUBJECT e_n", "* SEARCH 6\r\n"),
+                ("SEARCH SUBJECT \"1_0\"", "* SEARCH\r\n"),
+                ("SEARCH SUBJECT \"%\"", "* SEARCH 6\r\n"),
                 ("SEARCH FROM remote.test BODY inside", "* SEARCH 1\r\n"),
                 // A header that exists, whatever its value.
-                ("SEARCH HEADER SUBJECT \"\"", "* SEARCH 1 2 3 4 5\r\n"),
+                ("SEARCH HEADER SUBJECT \"\"", "* SEARCH 1 2 3 4 5 6\r\n"),
                 ("SEARCH HEADER X-Nothing \"\"", "* SEARCH\r\n"),
             ] {
                 let lines = cmd(&mut c, &format!("q {search}")).await;

@@ -95,17 +95,42 @@ fn prefilter(key: &SearchKey) -> Option<TextFilter> {
     }
 }
 
-/// Case-insensitive substring test. ASCII text (most mail headers) is
-/// compared without copying; anything else is lowercased (Unicode) first.
+/// Case-insensitive substring test: the haystack lowercased (Unicode)
+/// contains the needle lowercased. An ASCII needle is looked for without
+/// copying anything: only two characters outside ASCII lowercase to ASCII
+/// letters (U+0130 İ, U+212A Kelvin sign), and only a haystack with one of
+/// them takes the slow way.
 fn contains_ci(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
     }
-    if haystack.is_ascii() && needle.is_ascii() {
-        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    if needle.is_ascii() {
+        if contains_ascii_ci(haystack.as_bytes(), needle.as_bytes()) {
+            return true;
+        }
+        if haystack.is_ascii() || !haystack.contains(['\u{130}', '\u{212a}']) {
+            return false;
+        }
     }
     haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// ASCII case-insensitive substring search.
+fn contains_ascii_ci(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut at = 0;
+    while let Some(found) = memchr::memchr2(lower, upper, &haystack[at..]) {
+        let start = at + found + 1;
+        match haystack.get(start..start + rest.len()) {
+            Some(window) if window.eq_ignore_ascii_case(rest) => return true,
+            Some(_) => at = start,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Days since 1970-01-01 of the message's Date: header.
@@ -377,6 +402,12 @@ mod tests {
         assert!(!contains_ci("From: Sender <s@x>", "sender5"));
         assert!(contains_ci("Grüße aus KÖLN", "köln"));
         assert!(contains_ci("anything", ""));
+        assert!(contains_ci("résumé for the OFFLINE client", "offline"));
+        assert!(!contains_ci("résumé for the client", "offline"));
+        assert!(contains_ci("ab", "AB") && !contains_ci("a", "ab") && contains_ci("xxab", "ab"));
+        // Non-ASCII letters that lowercase to ASCII ones.
+        assert!(contains_ci("\u{212a}elvin", "kelvin"));
+        assert!(contains_ci("\u{130}stanbul", "i"));
         let header = |v: &str| SearchKey::Header("FROM".into(), v.into());
         assert_eq!(
             prefilter(&header("Ann")),

@@ -290,8 +290,8 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     let (message_id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text, search_fields) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                        "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                     )
                     .bind(&p.hash)
                     .bind(&p.trace_headers)
@@ -300,9 +300,13 @@ impl Store {
                     .bind(&p.meta_json)
                     .bind(&p.header_text)
                     .bind(&p.body_text)
-                    .bind(&p.search_fields)
                     .fetch_one(&mut *tx)
                     .await?;
+                    sqlx::query("INSERT INTO message_fields (message_id, fields) VALUES ($1, $2)")
+                        .bind(message_id)
+                        .bind(&p.search_fields)
+                        .execute(&mut *tx)
+                        .await?;
                     for target in job.targets {
                         let allocated: Option<(i64, i64)> = sqlx::query_as(
                             "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \

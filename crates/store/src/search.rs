@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 
 /// A necessary condition on the stored texts, evaluated by the database:
 /// every message a search matches passes it (more may pass; the caller
-/// checks those exactly). Strings are ASCII and compared case-insensitively
-/// (ASCII case folding), as substrings.
+/// checks those exactly). Strings are ASCII and compared as substrings,
+/// case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextFilter {
     /// The header fields contain the string, as written or decoded (for a
@@ -43,32 +43,60 @@ pub struct SearchText {
 }
 
 impl TextFilter {
-    /// The SQL condition, with its parameters appended to `params` (numbered
-    /// after `first` parameters already bound).
+    /// The SQL condition on `mm` (mailbox_messages) and `f` (message_fields),
+    /// with its parameters appended to `params` (numbered after `first`
+    /// parameters already bound). The message row is read only where needed
+    /// (its body text, or the header of a message without fields): scanning
+    /// small fields must not walk over every body.
     fn sql(&self, db: Db<'_>, first: usize, params: &mut Vec<String>) -> String {
+        // LIKE / ILIKE with the wildcards of the needle escaped: a
+        // case-insensitive substring test that copies nothing.
         let contains = |column: &str, needle: &str, params: &mut Vec<String>| {
-            params.push(needle.to_ascii_lowercase());
+            let escaped = needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            params.push(format!("%{escaped}%"));
             let n = first + params.len();
-            match db {
-                Db::Sqlite(_) => format!("instr(lower({column}), ${n}) > 0"),
-                Db::Postgres(_) => format!("strpos(lower({column}), ${n}) > 0"),
+            let like = match db {
+                Db::Sqlite(_) => "LIKE",
+                Db::Postgres(_) => "ILIKE",
+            };
+            // The database may fold ASCII letters only (SQLite always,
+            // PostgreSQL under the C locale): a row with one of the two
+            // non-ASCII letters that lowercase to ASCII ones (U+0130 İ,
+            // U+212A Kelvin sign) goes through to the exact check.
+            let lower = needle.to_ascii_lowercase();
+            let has = |letter: char| match db {
+                Db::Sqlite(_) => format!(" OR instr({column}, '{letter}') > 0"),
+                Db::Postgres(_) => format!(" OR strpos({column}, '{letter}') > 0"),
+            };
+            let mut exotic = String::new();
+            if lower.contains('i') {
+                exotic.push_str(&has('\u{130}'));
             }
+            if lower.contains('k') {
+                exotic.push_str(&has('\u{212a}'));
+            }
+            format!("({column} {like} ${n} ESCAPE '\\'{exotic})")
+        };
+        let in_message = |condition: String| {
+            format!("EXISTS (SELECT 1 FROM messages m WHERE m.id = mm.message_id AND {condition})")
         };
         match self {
             TextFilter::Header(needle) => {
+                let fields = contains("f.fields", needle, params);
+                // A message stored before fields were kept: its header block
+                // has the string, or encoded words that may decode to it.
+                let raw = contains("m.header_text", needle, params);
                 let encoded = match db {
                     Db::Sqlite(_) => "instr(m.header_text, '=?') > 0",
                     Db::Postgres(_) => "strpos(m.header_text, '=?') > 0",
                 };
-                let fields = contains("m.search_fields", needle, params);
-                let n = first + params.len();
-                let raw = match db {
-                    Db::Sqlite(_) => format!("instr(lower(m.header_text), ${n}) > 0"),
-                    Db::Postgres(_) => format!("strpos(lower(m.header_text), ${n}) > 0"),
-                };
-                format!("({fields} OR (m.search_fields IS NULL AND ({raw} OR {encoded})))")
+                let old = in_message(format!("({raw} OR {encoded})"));
+                format!("({fields} OR (f.fields IS NULL AND {old}))")
             }
-            TextFilter::Body(needle) => contains("m.body_text", needle, params),
+            TextFilter::Body(needle) => in_message(contains("m.body_text", needle, params)),
             TextFilter::And(all) | TextFilter::Or(all) if all.is_empty() => "TRUE".into(),
             TextFilter::And(all) => {
                 let parts: Vec<String> = all.iter().map(|f| f.sql(db, first, params)).collect();
@@ -94,7 +122,8 @@ impl Store {
         let mut params = Vec::new();
         let condition = filter.sql(db, 1, &mut params);
         let sql = format!(
-            "SELECT mm.message_id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT mm.message_id FROM mailbox_messages mm \
+             LEFT JOIN message_fields f ON f.message_id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND {condition}"
         );
         let rows: Vec<(i64,)> = with_pool!(db, pool => {
@@ -114,13 +143,13 @@ impl Store {
         columns: TextColumns,
     ) -> Result<HashMap<MessageId, SearchText>> {
         let mut out = HashMap::with_capacity(messages.len());
-        let header = if columns.header { "header_text" } else { "''" };
-        let body = if columns.body { "body_text" } else { "''" };
-        let fields = if columns.fields {
-            "search_fields"
+        let header = if columns.header {
+            "m.header_text"
         } else {
-            "NULL"
+            "''"
         };
+        let body = if columns.body { "m.body_text" } else { "''" };
+        let fields = if columns.fields { "f.fields" } else { "NULL" };
         for chunk in messages.chunks(500) {
             let list = chunk
                 .iter()
@@ -129,7 +158,8 @@ impl Store {
                 .join(",");
             let rows: Vec<(i64, String, String, Option<String>)> = with_pool!(self.db(), pool => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, {header}, {body}, {fields} FROM messages WHERE id IN ({list})"
+                    "SELECT m.id, {header}, {body}, {fields} FROM messages m \
+                     LEFT JOIN message_fields f ON f.message_id = m.id WHERE m.id IN ({list})"
                 )))
                 .fetch_all(pool)
                 .await?
