@@ -189,6 +189,9 @@ impl Session<'_> {
         self.conn.write(&out);
     }
 
+    /// Each command's future is boxed on its own: this one stays small, so
+    /// a command waiting (a login storm queues thousands of LOGINs for
+    /// password checks) holds only its own state, not the largest command's.
     async fn execute(&mut self, tag: &str, command: &Command) -> Done {
         let authenticated = self.account.is_some();
         let selected = self.selected.is_some();
@@ -220,15 +223,15 @@ impl Session<'_> {
                     return Done::Bad("Already logged in".into());
                 }
                 return match command {
-                    Command::StartTls => self.starttls(tag).await,
+                    Command::StartTls => Box::pin(self.starttls(tag)).await,
                     Command::Login { user, password } => {
                         if !self.conn.plaintext_auth_allowed() {
                             return Done::No("[PRIVACYREQUIRED] LOGIN is disabled until TLS is active: send STARTTLS first or use port 993".into());
                         }
-                        self.login(user, password).await
+                        Box::pin(self.login(user, password)).await
                     }
                     Command::Authenticate { mechanism, initial } => {
-                        self.authenticate(mechanism, initial.as_deref()).await
+                        Box::pin(self.authenticate(mechanism, initial.as_deref())).await
                     }
                     _ => Done::Bad("unreachable".into()),
                 };
@@ -256,60 +259,63 @@ impl Session<'_> {
                 self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
                 Ok(Done::Ok("ENABLE completed".into()))
             }
-            Command::Select { mailbox, read_only } => self.select(mailbox, *read_only).await,
-            Command::Create(name) => self.create(name).await,
-            Command::Delete(name) => self.delete(name).await,
-            Command::Rename { from, to } => self.rename(from, to).await,
-            Command::Subscribe(name) => self.subscribe(name, true).await,
-            Command::Unsubscribe(name) => self.subscribe(name, false).await,
+            Command::Select { mailbox, read_only } => {
+                Box::pin(self.select(mailbox, *read_only)).await
+            }
+            Command::Create(name) => Box::pin(self.create(name)).await,
+            Command::Delete(name) => Box::pin(self.delete(name)).await,
+            Command::Rename { from, to } => Box::pin(self.rename(from, to)).await,
+            Command::Subscribe(name) => Box::pin(self.subscribe(name, true)).await,
+            Command::Unsubscribe(name) => Box::pin(self.subscribe(name, false)).await,
             Command::List {
                 reference,
                 patterns,
                 select,
                 ret,
                 extended,
-            } => self.list(reference, patterns, select, ret, *extended).await,
-            Command::Lsub { reference, pattern } => self.lsub(reference, pattern).await,
+            } => Box::pin(self.list(reference, patterns, select, ret, *extended)).await,
+            Command::Lsub { reference, pattern } => Box::pin(self.lsub(reference, pattern)).await,
             Command::Namespace => {
                 self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Ok(Done::Ok("NAMESPACE completed".into()))
             }
-            Command::Status { mailbox, items } => self.status(mailbox, items).await,
+            Command::Status { mailbox, items } => Box::pin(self.status(mailbox, items)).await,
             Command::Append {
                 mailbox,
                 flags,
                 date,
                 message,
-            } => self.append(mailbox, flags, *date, message).await,
-            Command::Idle => self.idle().await,
+            } => Box::pin(self.append(mailbox, flags, *date, message)).await,
+            Command::Idle => Box::pin(self.idle()).await,
             _ if !selected => {
                 return Done::Bad(format!(
                     "{} needs a selected mailbox: use SELECT or EXAMINE first",
                     command.name()
                 ));
             }
-            Command::Close => self.close(true).await,
-            Command::Unselect => self.close(false).await,
-            Command::Expunge { uids } => self.expunge(uids.as_ref()).await,
+            Command::Close => Box::pin(self.close(true)).await,
+            Command::Unselect => Box::pin(self.close(false)).await,
+            Command::Expunge { uids } => Box::pin(self.expunge(uids.as_ref())).await,
             Command::Search {
                 uid,
                 ret,
                 charset,
                 key,
-            } => {
-                self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)
-                    .await
-            }
-            Command::Fetch { uid, set, attrs } => self.fetch(*uid, set, attrs).await,
+            } => Box::pin(self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)).await,
+            Command::Fetch { uid, set, attrs } => Box::pin(self.fetch(*uid, set, attrs)).await,
             Command::Store {
                 uid,
                 set,
                 op,
                 silent,
                 flags,
-            } => self.store(*uid, set, *op, *silent, flags).await,
-            Command::Copy { uid, set, mailbox } => self.copy(*uid, set, mailbox, false).await,
-            Command::Move { uid, set, mailbox } => self.copy(*uid, set, mailbox, true).await,
+            } => Box::pin(self.store(*uid, set, *op, *silent, flags)).await,
+            Command::Copy { uid, set, mailbox } => {
+                Box::pin(self.copy(*uid, set, mailbox, false)).await
+            }
+            Command::Move { uid, set, mailbox } => {
+                Box::pin(self.copy(*uid, set, mailbox, true)).await
+            }
             _ => Ok(Done::Bad("command not valid here".into())),
         };
         result.unwrap_or_else(|error| store_failure(&error))

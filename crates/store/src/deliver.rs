@@ -88,31 +88,45 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// The queue, and the task that commits what it holds (it ends when the
-    /// store is dropped).
-    pub(crate) fn new() -> (GroupCommit, impl FnOnce(&Arc<Inner>)) {
+    /// The queue, and `committers` tasks that commit what it holds, each a
+    /// group at a time (they end when the store is dropped). SQLite has one
+    /// writer, so one committer; PostgreSQL runs several transactions at
+    /// once (mailbox rows are locked in id order, so they cannot deadlock).
+    pub(crate) fn new(committers: usize) -> (GroupCommit, impl FnOnce(&Arc<Inner>)) {
         let (sender, receiver) = mpsc::unbounded_channel();
+        let queue = Arc::new(tokio::sync::Mutex::new(receiver));
         let start = move |inner: &Arc<Inner>| {
-            tokio::spawn(run(Arc::downgrade(inner), receiver));
+            for _ in 0..committers.max(1) {
+                tokio::spawn(run(Arc::downgrade(inner), queue.clone()));
+            }
         };
         (GroupCommit { sender }, start)
     }
 }
 
-async fn run(store: Weak<Inner>, mut queue: mpsc::UnboundedReceiver<Pending>) {
-    while let Some(first) = queue.recv().await {
-        // Whatever queued up while the last commit was written goes together.
-        let mut bytes = first.prepared.raw.len();
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX && bytes < GROUP_MAX_BYTES {
-            match queue.try_recv() {
-                Ok(next) => {
-                    bytes += next.prepared.raw.len();
-                    group.push(next);
-                }
-                Err(_) => break,
+/// The next group: the first delivery waiting, and whatever queued up behind
+/// it while the last commit was written.
+async fn next_group(
+    queue: &tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+) -> Option<Vec<Pending>> {
+    let mut queue = queue.lock().await;
+    let first = queue.recv().await?;
+    let mut bytes = first.prepared.raw.len();
+    let mut group = vec![first];
+    while group.len() < GROUP_MAX && bytes < GROUP_MAX_BYTES {
+        match queue.try_recv() {
+            Ok(next) => {
+                bytes += next.prepared.raw.len();
+                group.push(next);
             }
+            Err(_) => break,
         }
+    }
+    Some(group)
+}
+
+async fn run(store: Weak<Inner>, queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    while let Some(group) = next_group(&queue).await {
         let Some(inner) = store.upgrade() else {
             return;
         };
@@ -245,6 +259,8 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let mailbox_ids: Vec<i64> = jobs.iter().flat_map(|j| j.targets.iter().map(|t| t.mailbox.0)).collect();
             tx.lock_mailboxes(&mailbox_ids).await?;
+            let account_ids: Vec<i64> = jobs.iter().flat_map(|j| j.targets.iter().map(|t| t.account.0)).collect();
+            tx.lock_accounts(&account_ids).await?;
             let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(jobs.len());
             for job in jobs {
                 let p = job.prepared;

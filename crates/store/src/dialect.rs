@@ -56,10 +56,19 @@ pub(crate) trait LockMailboxes {
     /// concurrent writers on PostgreSQL always take locks in the same order
     /// (mailboxes, then accounts) and cannot deadlock. SQLite has one writer.
     async fn lock_mailboxes(&mut self, ids: &[i64]) -> Result<()>;
+
+    /// Locks account rows in ascending id order, after the mailboxes: a
+    /// group of deliveries charges several accounts' quotas, and two groups
+    /// charging the same accounts in different orders would deadlock.
+    async fn lock_accounts(&mut self, ids: &[i64]) -> Result<()>;
 }
 
 impl LockMailboxes for Transaction<'static, Sqlite> {
     async fn lock_mailboxes(&mut self, _ids: &[i64]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn lock_accounts(&mut self, _ids: &[i64]) -> Result<()> {
         Ok(())
     }
 }
@@ -70,6 +79,17 @@ impl LockMailboxes for Transaction<'static, Postgres> {
         ids.sort_unstable();
         ids.dedup();
         sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_accounts(&mut self, ids: &[i64]) -> Result<()> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        sqlx::query("SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
             .bind(&ids)
             .execute(&mut **self)
             .await?;

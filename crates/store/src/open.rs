@@ -12,6 +12,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Group commits running at once on PostgreSQL (SQLite has one writer).
+const COMMITTERS_POSTGRES: usize = 4;
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -122,7 +125,7 @@ impl Store {
                 .map_err(open_err)?;
             let feed = Feed::for_sqlite(&options.url);
             let blobs = BlobStore::new(options.blob_dir.clone());
-            let (group_commit, start) = crate::deliver::GroupCommit::new();
+            let (group_commit, start) = crate::deliver::GroupCommit::new(1);
             let inner = Arc::new(Inner {
                 backend: Backend::Sqlite { writer, readers },
                 blobs,
@@ -147,7 +150,7 @@ impl Store {
                 .await?;
             let feed = Feed::for_postgres(&pool).await.map_err(open_err)?;
             let blobs = BlobStore::new(options.blob_dir.clone());
-            let (group_commit, start) = crate::deliver::GroupCommit::new();
+            let (group_commit, start) = crate::deliver::GroupCommit::new(COMMITTERS_POSTGRES);
             let inner = Arc::new(Inner {
                 backend: Backend::Postgres { pool },
                 blobs,
