@@ -67,6 +67,56 @@ fn to(account: AccountId, mailbox: &Mailbox) -> Target {
     }
 }
 
+/// A mailbox listing (SELECT, FETCH RFC822.SIZE INTERNALDATE) reads the
+/// size and the internal date from the mailbox row: they must be the
+/// message's, for delivered, copied and moved messages alike.
+#[tokio::test]
+async fn listings_show_each_message_size_and_date_after_copy_and_move() {
+    for backend in backends() {
+        let f = Fixture::new(backend).await;
+        let (alice, inbox) = f.account("alice").await;
+        let archive = f
+            .store
+            .special_mailbox(alice, SpecialUse::Archive)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut sent = Vec::new();
+        for (i, date) in [(0usize, 1_000_000_000i64), (1, 1_700_000_000)] {
+            let mut m = message(&format!("dated{i}"), 100 + 1000 * i);
+            m.internal_date = Some(date);
+            let size = (m.raw.len() + m.trace_headers.len()) as u64;
+            f.store.deliver(&m, &[to(alice, &inbox)]).await.unwrap();
+            sent.push((size, date));
+        }
+        let listed = |store: Store, mailbox: MailboxId| async move {
+            store
+                .messages(mailbox, UidRange::all())
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| (e.size, e.internal_date))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(f.store.clone(), inbox.id).await, sent, "{backend:?}");
+        f.store
+            .copy_messages(inbox.id, &[Uid(2)], archive.id)
+            .await
+            .unwrap();
+        f.store
+            .move_messages(inbox.id, &[Uid(1)], archive.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed(f.store.clone(), archive.id).await,
+            vec![sent[1], sent[0]],
+            "{backend:?}: copied, then moved"
+        );
+        assert_eq!(listed(f.store.clone(), inbox.id).await, vec![sent[1]]);
+        f.done().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_deliveries_get_unique_ascending_uids() {
     for backend in backends() {

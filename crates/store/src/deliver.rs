@@ -337,8 +337,8 @@ impl Store {
                         };
                         let (flags, keywords) = target.flags.to_columns();
                         sqlx::query(
-                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         )
                         .bind(target.mailbox.0)
                         .bind(uid)
@@ -346,6 +346,8 @@ impl Store {
                         .bind(modseq)
                         .bind(flags)
                         .bind(keywords)
+                        .bind(p.size)
+                        .bind(p.internal_date)
                         .execute(&mut *tx)
                         .await?;
                         events.insert(target.mailbox, ChangeEvent {

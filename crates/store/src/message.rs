@@ -10,7 +10,9 @@ use crate::{Store, with_pool};
 
 type EntryRow = (i64, i64, i64, i64, String, i64, i64, bool);
 
-const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.modseq, mm.flags, mm.keywords, m.size, m.internal_date, mm.downloaded";
+/// A mailbox row holds all a listing needs (migration 0005): no join with
+/// the message rows and their texts.
+const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.modseq, mm.flags, mm.keywords, mm.size, mm.internal_date, mm.downloaded";
 
 fn entry_from_row(row: EntryRow) -> MessageEntry {
     let (uid, message, modseq, flags, keywords, size, internal_date, downloaded) = row;
@@ -38,7 +40,7 @@ impl Store {
     pub async fn messages(&self, mailbox: MailboxId, range: UidRange) -> Result<Vec<MessageEntry>> {
         let rows: Vec<EntryRow> = with_pool!(self.db(), pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
                  WHERE mm.mailbox_id = $1 AND mm.uid BETWEEN $2 AND $3 ORDER BY mm.uid"
             )))
             .bind(mailbox.0)
@@ -316,12 +318,12 @@ impl Store {
             let Some((account, uid_validity)) = target else {
                 return Err(StoreError::MailboxIdNotFound(to));
             };
-            let mut sources: Vec<(i64, i64, i64, String, i64)> = Vec::new();
+            let mut sources: Vec<(i64, i64, i64, String, i64, i64)> = Vec::new();
             for chunk in uids.chunks(500) {
                 let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
-                let rows: Vec<(i64, i64, i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords, m.size FROM mailbox_messages mm \
-                     JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
+                let rows: Vec<(i64, i64, i64, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords, mm.size, mm.internal_date FROM mailbox_messages mm \
+                     WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
                 )))
                 .bind(from.0)
                 .fetch_all(&mut *tx)
@@ -343,11 +345,11 @@ impl Store {
                 .bind(to.0)
                 .fetch_one(&mut *tx)
                 .await?;
-                for (i, (uid, message_id, flags, keywords, _)) in sources.iter().enumerate() {
+                for (i, (uid, message_id, flags, keywords, size, internal_date)) in sources.iter().enumerate() {
                     let new_uid = first_uid + i as i64;
                     sqlx::query(
-                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(to.0)
                     .bind(new_uid)
@@ -355,6 +357,8 @@ impl Store {
                     .bind(modseq)
                     .bind(flags)
                     .bind(keywords)
+                    .bind(size)
+                    .bind(internal_date)
                     .execute(&mut *tx)
                     .await?;
                     mapping.push((Uid(*uid as u32), Uid(new_uid as u32)));
@@ -397,7 +401,7 @@ impl Store {
                 .fetch_optional(&mut *conn)
                 .await?;
             let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
                  WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
             )))
             .bind(mailbox.0)

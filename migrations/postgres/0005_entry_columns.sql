@@ -1,0 +1,9 @@
+-- What a mailbox listing needs of each message (SELECT, FETCH FLAGS, UID
+-- SEARCH ALL, QRESYNC…) kept in the mailbox row itself: the size and the
+-- internal date, copied from messages (both never change once a message is
+-- stored). Listing 10,000 messages then reads the compact mailbox rows, not
+-- 10,000 message rows with their header and body text.
+ALTER TABLE mailbox_messages ADD COLUMN size BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE mailbox_messages ADD COLUMN internal_date BIGINT NOT NULL DEFAULT 0;
+UPDATE mailbox_messages mm SET size = m.size, internal_date = m.internal_date
+    FROM messages m WHERE m.id = mm.message_id;
