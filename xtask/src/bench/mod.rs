@@ -58,6 +58,23 @@ pub struct Targets {
 
 impl Targets {
     /// Loopback addresses on these ports.
+    /// The addresses of `--target` (SMTP, POP3, IMAP), loopback only.
+    fn given(addrs: &[SocketAddr]) -> anyhow::Result<Targets> {
+        if let Some(bad) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            bail!(
+                "{bad} is not a loopback address: the bench only talks to servers on this machine"
+            );
+        }
+        let [smtp, pop3, imap] = addrs else {
+            bail!("--target takes three addresses: SMTP, POP3 and IMAP");
+        };
+        Ok(Targets {
+            smtp: *smtp,
+            pop3: *pop3,
+            imap: *imap,
+        })
+    }
+
     fn loopback(smtp: u16, pop3: u16, imap: u16) -> Targets {
         let ip = std::net::Ipv4Addr::LOCALHOST;
         Targets {
@@ -276,20 +293,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let started;
     let (targets, server) = match &args.target {
         Some(addrs) => {
-            if let Some(bad) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-                bail!(
-                    "{bad} is not a loopback address: the bench only talks to servers on this machine"
-                );
-            }
             started = None;
-            (
-                Targets {
-                    smtp: addrs[0],
-                    pop3: addrs[1],
-                    imap: addrs[2],
-                },
-                None,
-            )
+            (Targets::given(addrs)?, None)
         }
         None => {
             let binary = server::build()?;
@@ -343,4 +348,36 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     println!("  written to {}", path.display());
     drop(server);
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::Targets;
+    use std::net::SocketAddr;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn targets_outside_loopback_are_refused() {
+        for outside in [
+            "192.0.2.1:25",
+            "10.0.0.1:25",
+            "0.0.0.0:25",
+            "[2001:db8::1]:25",
+        ] {
+            let error = Targets::given(&addrs(&[outside, "127.0.0.1:110", "127.0.0.1:143"]))
+                .err()
+                .unwrap_or_else(|| panic!("{outside} was accepted"));
+            assert!(
+                error.to_string().contains("not a loopback address"),
+                "{error}"
+            );
+        }
+        let t = Targets::given(&addrs(&["127.0.0.1:25", "[::1]:110", "127.0.0.2:143"])).unwrap();
+        assert_eq!(t.imap.port(), 143);
+        assert!(Targets::given(&addrs(&["127.0.0.1:25"])).is_err());
+    }
 }
