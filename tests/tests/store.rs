@@ -53,6 +53,15 @@ impl Fixture {
         (account.id, inbox)
     }
 
+    /// The account's Archive folder (made with the account).
+    async fn archive(&self, account: AccountId) -> Mailbox {
+        self.store
+            .special_mailbox(account, SpecialUse::Archive)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     async fn done(self) {
         self.store.close().await;
         self.db.cleanup().await;
@@ -75,12 +84,7 @@ async fn listings_show_each_message_size_and_date_after_copy_and_move() {
     for backend in backends() {
         let f = Fixture::new(backend).await;
         let (alice, inbox) = f.account("alice").await;
-        let archive = f
-            .store
-            .special_mailbox(alice, SpecialUse::Archive)
-            .await
-            .unwrap()
-            .unwrap();
+        let archive = f.archive(alice).await;
         let mut sent = Vec::new();
         for (i, date) in [(0usize, 1_000_000_000i64), (1, 1_700_000_000)] {
             let mut m = message(&format!("dated{i}"), 100 + 1000 * i);
@@ -175,12 +179,7 @@ async fn every_change_raises_highestmodseq_and_expunges_are_remembered() {
     for backend in backends() {
         let f = Fixture::new(backend).await;
         let (alice, inbox) = f.account("alice").await;
-        let archive = f
-            .store
-            .special_mailbox(alice, SpecialUse::Archive)
-            .await
-            .unwrap()
-            .unwrap();
+        let archive = f.archive(alice).await;
         let modseq = |store: Store, id: MailboxId| async move {
             store.mailbox_by_id(id).await.unwrap().highest_modseq
         };

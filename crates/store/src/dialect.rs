@@ -75,24 +75,31 @@ impl LockMailboxes for Transaction<'static, Sqlite> {
 
 impl LockMailboxes for Transaction<'static, Postgres> {
     async fn lock_mailboxes(&mut self, ids: &[i64]) -> Result<()> {
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut **self)
-            .await?;
-        Ok(())
+        lock_in_id_order(
+            self,
+            "SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            ids,
+        )
+        .await
     }
 
     async fn lock_accounts(&mut self, ids: &[i64]) -> Result<()> {
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        sqlx::query("SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut **self)
-            .await?;
-        Ok(())
+        lock_in_id_order(
+            self,
+            "SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            ids,
+        )
+        .await
     }
+}
+
+/// Runs a `… WHERE id = ANY($1) ORDER BY id FOR UPDATE`: PostgreSQL takes
+/// the row locks in the order the rows come, ascending id.
+async fn lock_in_id_order(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    ids: &[i64],
+) -> Result<()> {
+    sqlx::query(sql).bind(ids).execute(&mut **tx).await?;
+    Ok(())
 }

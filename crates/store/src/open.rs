@@ -124,19 +124,13 @@ impl Store {
                 .await
                 .map_err(open_err)?;
             let feed = Feed::for_sqlite(&options.url);
-            let blobs = BlobStore::new(options.blob_dir.clone());
-            let (group_commit, start) = crate::deliver::GroupCommit::new(1);
-            let inner = Arc::new(Inner {
-                backend: Backend::Sqlite { writer, readers },
-                blobs,
+            Ok(Store::assemble(
+                Backend::Sqlite { writer, readers },
                 feed,
-                url: masked,
-                local_locks: Default::default(),
-                queue_wakeup: Default::default(),
-                group_commit,
-            });
-            start(&inner);
-            Ok(Store { inner })
+                &options,
+                masked,
+                1,
+            ))
         } else if options.url.starts_with("postgres:") || options.url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(&options.url).map_err(open_err)?;
             let pool = PgPoolOptions::new()
@@ -149,22 +143,38 @@ impl Store {
                 .run(&pool)
                 .await?;
             let feed = Feed::for_postgres(&pool).await.map_err(open_err)?;
-            let blobs = BlobStore::new(options.blob_dir.clone());
-            let (group_commit, start) = crate::deliver::GroupCommit::new(COMMITTERS_POSTGRES);
-            let inner = Arc::new(Inner {
-                backend: Backend::Postgres { pool },
-                blobs,
+            Ok(Store::assemble(
+                Backend::Postgres { pool },
                 feed,
-                url: masked,
-                local_locks: Default::default(),
-                queue_wakeup: Default::default(),
-                group_commit,
-            });
-            start(&inner);
-            Ok(Store { inner })
+                &options,
+                masked,
+                COMMITTERS_POSTGRES,
+            ))
         } else {
             Err(StoreError::UnsupportedUrl(masked))
         }
+    }
+
+    /// The store around an open backend, with its group committers running.
+    fn assemble(
+        backend: Backend,
+        feed: Feed,
+        options: &StoreOptions,
+        url: String,
+        committers: usize,
+    ) -> Store {
+        let (group_commit, start) = crate::deliver::GroupCommit::new(committers);
+        let inner = Arc::new(Inner {
+            backend,
+            blobs: BlobStore::new(options.blob_dir.clone()),
+            feed,
+            url,
+            local_locks: Default::default(),
+            queue_wakeup: Default::default(),
+            group_commit,
+        });
+        start(&inner);
+        Store { inner }
     }
 
     /// The URL this store was opened with, password masked.
