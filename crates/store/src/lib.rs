@@ -46,6 +46,15 @@ macro_rules! with_pool {
     };
 }
 
+/// Integer ids as the text of an SQL `IN (…)` list (integers only, so the
+/// text is safe to put into a statement).
+pub(crate) fn id_list<T: Into<i64>>(ids: impl IntoIterator<Item = T>) -> String {
+    ids.into_iter()
+        .map(|id| id.into().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A borrowed handle on the backend's pool, for the directory's SQL.
 #[derive(Clone, Copy)]
 pub enum Db<'a> {

@@ -76,11 +76,7 @@ impl Store {
     ) -> Result<std::collections::HashMap<MessageId, MessageMeta>> {
         let mut out = std::collections::HashMap::with_capacity(messages.len());
         for chunk in messages.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(|m| m.0.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = crate::id_list(chunk.iter().map(|m| m.0));
             let rows: Vec<(i64, String)> = with_pool!(self.db(), pool => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT id, meta FROM messages WHERE id IN ({list})"
@@ -181,7 +177,7 @@ impl Store {
             };
             let mut changes = Vec::new();
             for chunk in uids.chunks(500) {
-                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                let list = crate::id_list(chunk.iter().map(|u| u.0));
                 let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT uid, modseq, flags, keywords FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({list}) ORDER BY uid"
                 )))
@@ -243,7 +239,7 @@ impl Store {
         with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
             for chunk in uids.chunks(500) {
-                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                let list = crate::id_list(chunk.iter().map(|u| u.0));
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE mailbox_messages SET downloaded = TRUE WHERE mailbox_id = $1 AND uid IN ({list})"
                 )))
@@ -320,7 +316,7 @@ impl Store {
             };
             let mut sources: Vec<(i64, i64, i64, String, i64, i64)> = Vec::new();
             for chunk in uids.chunks(500) {
-                let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+                let list = crate::id_list(chunk.iter().map(|u| u.0));
                 let rows: Vec<(i64, i64, i64, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT mm.uid, mm.message_id, mm.flags, mm.keywords, mm.size, mm.internal_date FROM mailbox_messages mm \
                      WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"

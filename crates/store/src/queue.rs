@@ -176,10 +176,6 @@ fn assemble(messages: Vec<MessageRow>, recipients: Vec<RecipientRow>) -> Vec<Que
         .collect()
 }
 
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-}
-
 impl Store {
     /// Resolves when a message was queued in this process (or after a while:
     /// other nodes queue too, so workers also poll).
@@ -215,7 +211,7 @@ impl Store {
                 let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE queue_recipients SET locked_until = $1 WHERE id IN ({})",
-                    id_list(&ids)
+                    crate::id_list(ids.iter().copied())
                 )))
                 .bind(now + lease)
                 .execute(&mut *tx)
@@ -225,7 +221,7 @@ impl Store {
                 message_ids.dedup();
                 let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE id IN ({}) ORDER BY id",
-                    id_list(&message_ids)
+                    crate::id_list(message_ids.iter().copied())
                 )))
                 .fetch_all(&mut *tx)
                 .await?;

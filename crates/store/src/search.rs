@@ -151,11 +151,7 @@ impl Store {
         let body = if columns.body { "m.body_text" } else { "''" };
         let fields = if columns.fields { "f.fields" } else { "NULL" };
         for chunk in messages.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(|m| m.0.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = crate::id_list(chunk.iter().map(|m| m.0));
             let rows: Vec<(i64, String, String, Option<String>)> = with_pool!(self.db(), pool => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT m.id, {header}, {body}, {fields} FROM messages m \

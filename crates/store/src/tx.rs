@@ -22,7 +22,7 @@ macro_rules! expunge_in {
     };
     let mut present: Vec<(i64, i64)> = Vec::new();
     for chunk in uids.chunks(500) {
-        let list = chunk.iter().map(|u| u.0.to_string()).collect::<Vec<_>>().join(",");
+        let list = crate::id_list(chunk.iter().map(|u| u.0));
         let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT mm.uid, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
@@ -43,7 +43,7 @@ macro_rules! expunge_in {
     .await?;
     let mut freed = 0i64;
     for chunk in present.chunks(500) {
-        let list = chunk.iter().map(|(uid, _)| uid.to_string()).collect::<Vec<_>>().join(",");
+        let list = crate::id_list(chunk.iter().map(|(uid, _)| *uid));
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({list})"
         )))
