@@ -1,6 +1,8 @@
 //! The end-to-end test harness: a real Pillarbox on loopback, on SQLite or on
 //! PostgreSQL, with real TLS, and small helpers for raw-socket clients.
 
+pub mod hostile;
+
 use pillarbox::config::Config;
 use pillarbox::serve::RunningServer;
 use pillarbox_directory::{Account, Directory};
