@@ -10,23 +10,152 @@ use pillarbox_store::{
 };
 use std::collections::BTreeMap;
 
-/// Matches a LIST pattern: `*` matches anything, `%` anything but the delimiter.
-pub(crate) fn pattern_matches(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| pattern_matches(rest, &name[i..])),
-        Some(('%', rest)) => {
-            for i in 0..=name.len() {
-                if pattern_matches(rest, &name[i..]) {
-                    return true;
+/// A compiled LIST/LSUB pattern (RFC 9051 §6.3.9): `*` matches anything,
+/// `%` anything but the hierarchy delimiter.
+///
+/// Patterns come from clients, so matching must not recurse or backtrack:
+/// runs of wildcards collapse to one (`*%*` is `*`), and a name is matched
+/// by simulating the pattern's automaton over the name once, with the set
+/// of live pattern positions as a bit set. The cost is O(name × pattern /
+/// 64) whatever the pattern, and a pattern with more literal characters
+/// than the longest possible name is known to match nothing before any
+/// name is looked at.
+pub(crate) struct ListPattern {
+    /// Literal characters and wildcards, wildcard runs collapsed.
+    tokens: Vec<Token>,
+    /// Positions holding `*`, `%` and wildcards of either kind.
+    star: Vec<u64>,
+    percent: Vec<u64>,
+    wildcard: Vec<u64>,
+    /// For each literal character, the positions holding it.
+    literals: BTreeMap<char, Vec<u64>>,
+    /// More literal characters than any mailbox name has.
+    matches_nothing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    /// `*`
+    Any,
+    /// `%`
+    Level,
+}
+
+/// A mailbox name is at most this many octets (the store refuses longer
+/// ones), so it has at most this many characters.
+const MAX_NAME_CHARS: usize = 1000;
+
+impl ListPattern {
+    pub(crate) fn new(pattern: &str) -> ListPattern {
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut literal_count = 0usize;
+        for c in pattern.chars() {
+            let token = match c {
+                '*' => Token::Any,
+                '%' => Token::Level,
+                c => Token::Literal(c),
+            };
+            match (tokens.last_mut(), token) {
+                // A run of wildcards is one wildcard: `*` if the run has one.
+                (Some(last @ (Token::Any | Token::Level)), Token::Any | Token::Level) => {
+                    if token == Token::Any {
+                        *last = Token::Any;
+                    }
+                    continue;
                 }
-                if i < name.len() && name[i] == DELIMITER {
-                    return false;
+                (_, Token::Literal(_)) => literal_count += 1,
+                _ => {}
+            }
+            if literal_count > MAX_NAME_CHARS {
+                return ListPattern::nothing();
+            }
+            tokens.push(token);
+        }
+        // One bit per position, plus the accepting position after the last token.
+        let words = (tokens.len() + 1).div_ceil(64);
+        let mut star = vec![0u64; words];
+        let mut percent = vec![0u64; words];
+        let mut literals: BTreeMap<char, Vec<u64>> = BTreeMap::new();
+        for (position, token) in tokens.iter().enumerate() {
+            let (word, bit) = (position / 64, 1u64 << (position % 64));
+            match token {
+                Token::Any => star[word] |= bit,
+                Token::Level => percent[word] |= bit,
+                Token::Literal(c) => {
+                    literals.entry(*c).or_insert_with(|| vec![0u64; words])[word] |= bit
                 }
             }
-            false
         }
-        Some((c, rest)) => name.first() == Some(c) && pattern_matches(rest, &name[1..]),
+        let wildcard = star.iter().zip(&percent).map(|(s, p)| s | p).collect();
+        ListPattern {
+            tokens,
+            star,
+            percent,
+            wildcard,
+            literals,
+            matches_nothing: false,
+        }
+    }
+
+    fn nothing() -> ListPattern {
+        ListPattern {
+            tokens: Vec::new(),
+            star: Vec::new(),
+            percent: Vec::new(),
+            wildcard: Vec::new(),
+            literals: BTreeMap::new(),
+            matches_nothing: true,
+        }
+    }
+
+    /// Whether `name` matches the whole pattern.
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        if self.matches_nothing {
+            return false;
+        }
+        let words = self.star.len();
+        let accept = self.tokens.len();
+        let mut live = vec![0u64; words];
+        live[0] = 1;
+        self.skip_wildcards(&mut live);
+        let mut next = vec![0u64; words];
+        for c in name.chars() {
+            // Through a literal equal to c: the position after it.
+            next.iter_mut().for_each(|w| *w = 0);
+            if let Some(positions) = self.literals.get(&c) {
+                let mut carry = 0;
+                for (i, word) in next.iter_mut().enumerate() {
+                    let through = live[i] & positions[i];
+                    *word = (through << 1) | carry;
+                    carry = through >> 63;
+                }
+            }
+            // A wildcard consumes c and stays; `%` never consumes the delimiter.
+            for i in 0..words {
+                next[i] |= live[i] & self.star[i];
+                if c != DELIMITER {
+                    next[i] |= live[i] & self.percent[i];
+                }
+            }
+            self.skip_wildcards(&mut next);
+            std::mem::swap(&mut live, &mut next);
+            if live.iter().all(|w| *w == 0) {
+                return false;
+            }
+        }
+        live[accept / 64] & (1 << (accept % 64)) != 0
+    }
+
+    /// A wildcard may match nothing: a live wildcard makes the position
+    /// after it live too. Runs are collapsed, so one step is enough.
+    fn skip_wildcards(&self, live: &mut [u64]) {
+        let mut carry = 0;
+        for (i, word) in live.iter_mut().enumerate() {
+            let skipping = *word & self.wildcard[i];
+            *word |= (skipping << 1) | carry;
+            carry = skipping >> 63;
+        }
     }
 }
 
@@ -151,15 +280,14 @@ impl Session<'_> {
             } else {
                 format!("{reference}{DELIMITER}{pattern}")
             };
-            compiled.push(canonical_pattern(&full).chars().collect::<Vec<char>>());
+            compiled.push(ListPattern::new(&canonical_pattern(&full)));
         }
         let mailboxes = self.server.store.list_mailboxes(self.account_id()).await?;
         let entries = entries(&mailboxes);
         let show_subscribed = select.subscribed || ret.subscribed;
         let utf8 = self.rev2;
         for (name, entry) in &entries {
-            let chars: Vec<char> = name.chars().collect();
-            if !compiled.iter().any(|p| pattern_matches(p, &chars)) {
+            if !compiled.iter().any(|p| p.matches(name)) {
                 continue;
             }
             let subscribed = entry.mailbox.is_some_and(|m| m.subscribed);
@@ -212,12 +340,10 @@ impl Session<'_> {
             (Ok(r), Ok(p)) => (r, p),
             (Err(done), _) | (_, Err(done)) => return Ok(done),
         };
-        let full = canonical_pattern(&format!("{reference}{pattern}"));
-        let chars: Vec<char> = full.chars().collect();
+        let pattern = ListPattern::new(&canonical_pattern(&format!("{reference}{pattern}")));
         let mailboxes = self.server.store.list_mailboxes(self.account_id()).await?;
         for m in mailboxes.iter().filter(|m| m.subscribed) {
-            let name: Vec<char> = m.name.chars().collect();
-            if pattern_matches(&chars, &name) {
+            if pattern.matches(&m.name) {
                 let mut line = b"* LSUB () \"/\" ".to_vec();
                 encode::mailbox(&mut line, &m.name, self.rev2);
                 line.extend_from_slice(b"\r\n");
@@ -390,10 +516,7 @@ mod tests {
     use super::*;
 
     fn m(p: &str, n: &str) -> bool {
-        pattern_matches(
-            &p.chars().collect::<Vec<_>>(),
-            &n.chars().collect::<Vec<_>>(),
-        )
+        ListPattern::new(p).matches(n)
     }
 
     #[test]
@@ -405,6 +528,65 @@ mod tests {
         assert!(!m("a/%", "a/b/c"));
         assert!(m("a*c", "a/b/c"));
         assert!(m("INBOX", "INBOX"));
+        assert!(!m("INBOX", "INBOX/x"));
+        assert!(!m("", "a"));
+        assert!(m("", ""));
         assert_eq!(canonical_pattern("inbox/%"), "INBOX/%");
+    }
+
+    #[test]
+    fn rfc_9051_list_examples() {
+        // RFC 9051 §6.3.9: "foo*" matches foo, foo/bar and foobar/baz;
+        // "%" only the top level; "foo/%" the children of foo.
+        for name in ["foo", "foo/bar", "foobar/baz", "foobar"] {
+            assert!(m("foo*", name), "{name}");
+        }
+        assert!(!m("foo*", "fo"));
+        assert!(m("%", "foo") && !m("%", "foo/bar"));
+        assert!(m("foo/%", "foo/bar") && !m("foo/%", "foo/bar/baz"));
+        assert!(m("foo%", "foobar") && !m("foo%", "foobar/baz"));
+        assert!(m("~smith/Mail/%", "~smith/Mail/foo"));
+        assert!(m("#news.comp.mail.misc", "#news.comp.mail.misc"));
+        assert!(m("/usr/staff/jones", "/usr/staff/jones"));
+    }
+
+    #[test]
+    fn mixed_wildcards() {
+        assert!(m("*%", "a/b"));
+        assert!(m("%*", "a/b"));
+        assert!(m("%/*", "a/b/c"));
+        assert!(!m("%/%", "a/b/c"));
+        assert!(m("%/%/%", "a/b/c"));
+        assert!(m("a%b*c", "axb/c") && !m("a%b*c", "a/b/c"));
+        assert!(m("*b%", "a/b/bx") && !m("*b%", "a/b/c"));
+        assert!(m("%b*", "ab/c") && !m("%b*", "a/b"));
+        // Pattern positions past 64 (several words of the bit set).
+        let long = "x".repeat(100);
+        assert!(m(&format!("{long}*%y"), &format!("{long}/q/y")));
+        assert!(m(&format!("%{long}%"), &format!("a{long}b")));
+        assert!(!m(&format!("%{long}%"), &format!("a/{long}b")));
+    }
+
+    #[test]
+    fn hostile_patterns_answer_quickly() {
+        let name = "a/".repeat(400) + "b";
+        // 60,000 wildcards: one after collapsing.
+        assert!(m(&"*".repeat(60_000), &name));
+        assert!(m(&"*%".repeat(30_000), &name));
+        assert!(!m(&"%".repeat(60_000), &name));
+        // Exponential for a backtracking matcher.
+        let pattern = "*a".repeat(500) + "*c";
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            assert!(!m(&pattern, &name));
+            assert!(!m(&"%a".repeat(500), &("a".repeat(998) + "b")));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // More literal characters than any name can have match nothing.
+        assert!(!m(&"a".repeat(1001), &"a".repeat(1001)));
+        assert!(!m(
+            &("*".to_string() + &"a*".repeat(5000)),
+            &"a".repeat(999)
+        ));
     }
 }

@@ -25,6 +25,9 @@ pub enum StatusItem {
     HighestModSeq,
 }
 
+/// Patterns in one LIST (RFC 5258 allows several), at most.
+pub const MAX_LIST_PATTERNS: usize = 64;
+
 /// LIST selection options (RFC 5258).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListSelect {
@@ -457,6 +460,12 @@ fn list(c: &mut Cursor) -> PResult<Command> {
         extended = true;
         loop {
             patterns.push(c.list_mailbox()?);
+            // Every name is matched against every pattern.
+            if patterns.len() > MAX_LIST_PATTERNS {
+                return Err(ParseError::new(format!(
+                    "more than {MAX_LIST_PATTERNS} patterns in one LIST"
+                )));
+            }
             if c.eat(b')') {
                 break;
             }
