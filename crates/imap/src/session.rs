@@ -52,8 +52,11 @@ pub async fn run(server: &Server, conn: Connection) {
         return;
     }
     loop {
-        let frame = match framing::read_command(&mut session.conn, server.config.append_limit).await
-        {
+        let limits = framing::Limits {
+            authenticated: session.account.is_some(),
+            append_limit: server.config.append_limit,
+        };
+        let frame = match framing::read_command(&mut session.conn, limits).await {
             Ok(frame) => frame,
             Err(ReadError::Timeout(_)) => {
                 session
@@ -73,41 +76,23 @@ pub async fn run(server: &Server, conn: Connection) {
             // Boxed: the session waits for the next command holding only
             // what reading needs.
             Frame::Command(bytes) => Box::pin(session.command(&bytes)).await,
-            Frame::LineTooLong => {
+            Frame::LineTooLong(limit) => {
                 session.conn.write(
-                    format!(
-                        "* BAD [TOOBIG] Command line longer than {} octets\r\n",
-                        framing::MAX_LINE
-                    )
-                    .as_bytes(),
+                    format!("* BAD [TOOBIG] Command line longer than {limit} octets\r\n")
+                        .as_bytes(),
                 );
                 true
             }
-            Frame::LiteralTooBig {
-                tag,
-                size,
-                limit,
-                append,
-            } => {
+            Frame::Refused { tag, answer, close } => {
                 let tag = tag.unwrap_or_else(|| "*".into());
-                let text = if append {
-                    format!(
-                        "{tag} NO [TOOBIG] Message of {size} octets is larger than the APPENDLIMIT of {limit} octets\r\n"
-                    )
-                } else {
-                    format!(
-                        "{tag} BAD [TOOBIG] Literal of {size} octets is larger than {limit} octets\r\n"
-                    )
-                };
-                session.conn.write(text.as_bytes());
-                true
-            }
-            Frame::TooManyLiterals { tag } => {
-                let tag = tag.unwrap_or_else(|| "*".into());
-                session
-                    .conn
-                    .write(format!("{tag} BAD Too many literals in one command\r\n").as_bytes());
-                true
+                session.conn.write(format!("{tag} {answer}\r\n").as_bytes());
+                if close {
+                    // The rest of the command is still coming and will not be read.
+                    session
+                        .conn
+                        .write(b"* BYE [TOOBIG] Closing: the command is too large to read\r\n");
+                }
+                !close
             }
         };
         if !flow {
