@@ -482,12 +482,55 @@ pub(crate) fn store_failure(error: &StoreError) -> Done {
             "[OVERQUOTA] Mailbox is full ({used} of {limit} octets used): delete some messages first"
         )),
         error if error.is_temporary() => {
-            tracing::warn!(%error, "store error");
-            Done::No("[UNAVAILABLE] Temporary server error, try again".into())
+            let reference = error_reference();
+            tracing::warn!(%error, %reference, "store error");
+            Done::No(format!(
+                "[UNAVAILABLE] Temporary server error, try again (reference {reference})"
+            ))
         }
         error => {
-            tracing::error!(%error, "store error");
-            Done::No(format!("[SERVERBUG] {error}"))
+            // Clients never see internal error text (it names files, tables
+            // and ids): the log has it under a reference the client is given.
+            let reference = error_reference();
+            tracing::error!(%error, %reference, "store error");
+            Done::No(format!("[SERVERBUG] Internal error, reference {reference}"))
         }
+    }
+}
+
+/// A short random id that ties a client's error answer to its log line.
+pub(crate) fn error_reference() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_answered_without_their_text() {
+        let error = StoreError::BlobMissing("blobs/ab/cdef0123 of message 42".into());
+        let Done::No(text) = store_failure(&error) else {
+            panic!("a store error is answered NO");
+        };
+        assert!(
+            text.starts_with("[SERVERBUG] Internal error, reference "),
+            "{text}"
+        );
+        assert!(!text.contains("blob") && !text.contains("42"), "{text}");
+        let reference = text.rsplit(' ').next().unwrap_or_default();
+        assert_eq!(reference.len(), 8, "{text}");
+        assert!(reference.bytes().all(|b| b.is_ascii_hexdigit()), "{text}");
+        let error = StoreError::Blob {
+            path: "/var/lib/pillarbox/blobs/ab".into(),
+            source: std::io::Error::other("disk on fire"),
+        };
+        let Done::No(text) = store_failure(&error) else {
+            panic!("a store error is answered NO");
+        };
+        assert!(
+            text.starts_with("[UNAVAILABLE]") && !text.contains("/var"),
+            "{text}"
+        );
     }
 }
