@@ -50,7 +50,10 @@ fn needs_text(key: &SearchKey) -> TextColumns {
             .iter()
             .map(needs_text)
             .fold(TextColumns::default(), either),
-        SearchKey::Or(a, b) => either(needs_text(a), needs_text(b)),
+        SearchKey::Or(any) => any
+            .iter()
+            .map(needs_text)
+            .fold(TextColumns::default(), either),
         SearchKey::Not(k) => needs_text(k),
         _ => TextColumns::default(),
     }
@@ -90,7 +93,10 @@ fn prefilter(key: &SearchKey) -> Option<TextFilter> {
             let all: Vec<TextFilter> = keys.iter().filter_map(prefilter).collect();
             (!all.is_empty()).then_some(TextFilter::And(all))
         }
-        SearchKey::Or(a, b) => Some(TextFilter::Or(vec![prefilter(a)?, prefilter(b)?])),
+        // Every alternative must narrow, or the OR does not.
+        SearchKey::Or(any) => Some(TextFilter::Or(
+            any.iter().map(prefilter).collect::<Option<Vec<_>>>()?,
+        )),
         _ => None,
     }
 }
@@ -160,16 +166,18 @@ impl Context<'_> {
         match key {
             SearchKey::All => true,
             SearchKey::And(keys) => keys.iter().all(|k| self.matches(k, seq, m, loaded)),
-            SearchKey::Or(a, b) => {
-                self.matches(a, seq, m, loaded) || self.matches(b, seq, m, loaded)
-            }
+            SearchKey::Or(any) => any.iter().any(|k| self.matches(k, seq, m, loaded)),
             SearchKey::Not(k) => !self.matches(k, seq, m, loaded),
             SearchKey::Seq(set) => match set {
-                crate::sequence::SequenceSet::Saved => self.selected.saved.contains(&m.uid),
+                crate::sequence::SequenceSet::Saved => {
+                    self.selected.saved.binary_search(&m.uid).is_ok()
+                }
                 set => set.contains(seq, exists),
             },
             SearchKey::Uid(set) => match set {
-                crate::sequence::SequenceSet::Saved => self.selected.saved.contains(&m.uid),
+                crate::sequence::SequenceSet::Saved => {
+                    self.selected.saved.binary_search(&m.uid).is_ok()
+                }
                 set => set.contains(m.uid.0, self.selected.largest_uid()),
             },
             SearchKey::Flag(name, wanted) => {
@@ -436,7 +444,7 @@ mod tests {
             Some(TextFilter::And(vec![TextFilter::Header("Ann".into())]))
         );
         assert_eq!(
-            prefilter(&SearchKey::Or(Box::new(flagged), Box::new(header("Ann")))),
+            prefilter(&SearchKey::Or(vec![flagged, header("Ann")])),
             None
         );
     }

@@ -42,7 +42,54 @@ pub struct SearchText {
     pub fields: Option<String>,
 }
 
+/// Strings a filter hands to the database, at most. SQL built from a
+/// client's SEARCH must stay far within both databases' limits (SQLite:
+/// an expression tree at most 1000 deep, which a chain of 1000 ANDs
+/// reaches, and its number of parameters; PostgreSQL: 65535 parameters and
+/// its stack depth). The filter only narrows; the exact check is done in
+/// Rust on what passes, so a smaller filter costs time, never correctness.
+const MAX_TERMS: usize = 64;
+/// ANDs and ORs nested in a filter handed to the database, at most.
+const MAX_NESTING: usize = 8;
+
 impl TextFilter {
+    /// The filter cut to what the database is given: at most [`MAX_TERMS`]
+    /// strings and [`MAX_NESTING`] levels. What remains is still met by
+    /// every message the original is met by: an AND may drop members
+    /// (fewer conditions pass more messages), and an OR that does not fit
+    /// is dropped whole. `None`: no condition is left.
+    fn bounded(&self) -> Option<TextFilter> {
+        let mut terms = MAX_TERMS;
+        self.bounded_within(&mut terms, 0)
+    }
+
+    fn bounded_within(&self, terms: &mut usize, depth: usize) -> Option<TextFilter> {
+        match self {
+            TextFilter::Header(_) | TextFilter::Body(_) => {
+                *terms = terms.checked_sub(1)?;
+                Some(self.clone())
+            }
+            _ if depth >= MAX_NESTING => None,
+            TextFilter::And(all) => {
+                let kept: Vec<TextFilter> = all
+                    .iter()
+                    .filter_map(|f| f.bounded_within(terms, depth + 1))
+                    .collect();
+                (!kept.is_empty()).then_some(TextFilter::And(kept))
+            }
+            TextFilter::Or(any) => {
+                // Every alternative must fit, or the OR says nothing.
+                let mut left = *terms;
+                let kept = any
+                    .iter()
+                    .map(|f| f.bounded_within(&mut left, depth + 1))
+                    .collect::<Option<Vec<_>>>()?;
+                *terms = left;
+                Some(TextFilter::Or(kept))
+            }
+        }
+    }
+
     /// The SQL condition on `mm` (mailbox_messages) and `f` (message_fields),
     /// with its parameters appended to `params` (numbered after `first`
     /// parameters already bound). The message row is read only where needed
@@ -120,7 +167,10 @@ impl Store {
     ) -> Result<HashSet<MessageId>> {
         let db = self.db();
         let mut params = Vec::new();
-        let condition = filter.sql(db, 1, &mut params);
+        let condition = match filter.bounded() {
+            Some(filter) => filter.sql(db, 1, &mut params),
+            None => "TRUE".into(),
+        };
         let sql = format!(
             "SELECT mm.message_id FROM mailbox_messages mm \
              LEFT JOIN message_fields f ON f.message_id = mm.message_id \
@@ -183,5 +233,61 @@ impl Store {
                 .await?
         });
         row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(s: &str) -> TextFilter {
+        TextFilter::Header(s.into())
+    }
+
+    fn terms(filter: &TextFilter) -> usize {
+        match filter {
+            TextFilter::Header(_) | TextFilter::Body(_) => 1,
+            TextFilter::And(all) | TextFilter::Or(all) => all.iter().map(terms).sum(),
+        }
+    }
+
+    fn depth(filter: &TextFilter) -> usize {
+        match filter {
+            TextFilter::Header(_) | TextFilter::Body(_) => 0,
+            TextFilter::And(all) | TextFilter::Or(all) => {
+                1 + all.iter().map(depth).max().unwrap_or(0)
+            }
+        }
+    }
+
+    #[test]
+    fn small_filters_are_kept_whole() {
+        let filter = TextFilter::And(vec![
+            header("a"),
+            TextFilter::Or(vec![header("b"), TextFilter::Body("c".into())]),
+        ]);
+        assert_eq!(filter.bounded(), Some(filter.clone()));
+    }
+
+    #[test]
+    fn thousands_of_keys_are_cut_to_what_the_database_takes() {
+        // SEARCH with 5,000 keys: an AND keeps its first members.
+        let and = TextFilter::And((0..5000).map(|i| header(&format!("s{i}"))).collect());
+        let bounded = and.bounded().unwrap();
+        assert_eq!(terms(&bounded), MAX_TERMS);
+        // An OR of 5,000 cannot be narrowed by 64 of them: no condition.
+        let or = TextFilter::Or((0..5000).map(|i| header(&format!("s{i}"))).collect());
+        assert_eq!(or.bounded(), None);
+        // Beside one that fits, the AND keeps what fits.
+        let both = TextFilter::And(vec![or, header("x")]);
+        assert_eq!(both.bounded(), Some(TextFilter::And(vec![header("x")])));
+        // Deep nesting is cut at MAX_NESTING.
+        let mut deep = header("z");
+        for _ in 0..100 {
+            deep = TextFilter::And(vec![TextFilter::Or(vec![deep, header("y")]), header("w")]);
+        }
+        let bounded = deep.bounded().unwrap();
+        assert!(depth(&bounded) <= MAX_NESTING, "{}", depth(&bounded));
+        assert!(terms(&bounded) <= MAX_TERMS);
     }
 }

@@ -17,7 +17,8 @@ pub enum SearchReturn {
 pub enum SearchKey {
     All,
     And(Vec<SearchKey>),
-    Or(Box<SearchKey>, Box<SearchKey>),
+    /// Any of the keys: a chain `OR a OR b c` is one `Or` of three.
+    Or(Vec<SearchKey>),
     Not(Box<SearchKey>),
     Seq(SequenceSet),
     Uid(SequenceSet),
@@ -93,7 +94,53 @@ fn string(c: &mut Cursor) -> PResult<String> {
     Ok(String::from_utf8_lossy(&c.astring()?).into_owned())
 }
 
+/// One search key. Input decides how deep keys nest, so nesting is bounded
+/// and the common long forms cost no depth at all: a run of NOTs is read in
+/// a loop (an even number cancels out), and an OR whose second key is again
+/// an OR (`OR a OR b OR c d`, what clients send for "any of") is read in a
+/// loop into one flat `Or`. What else nests (a parenthesised list, each key
+/// of an OR but a chained OR) enters one level of the cursor's depth limit
+/// ([`super::MAX_DEPTH`]); deeper is refused with BAD.
 fn key(c: &mut Cursor) -> PResult<SearchKey> {
+    let mut negations = 0usize;
+    while c.eat_word("NOT ") {
+        negations += 1;
+    }
+    let key = if c.eat_word("OR ") {
+        or_chain(c)?
+    } else {
+        simple_key(c)?
+    };
+    Ok(if negations % 2 == 1 {
+        SearchKey::Not(Box::new(key))
+    } else {
+        key
+    })
+}
+
+/// A key one level down.
+fn nested(c: &mut Cursor) -> PResult<SearchKey> {
+    c.enter()?;
+    let inner = key(c)?;
+    c.leave();
+    Ok(inner)
+}
+
+/// The keys of `OR a b` after the `OR `, with `b` = `OR …` read in a loop.
+fn or_chain(c: &mut Cursor) -> PResult<SearchKey> {
+    let mut any = Vec::new();
+    loop {
+        let first = nested(c)?;
+        any.push(first);
+        c.sp()?;
+        if !c.eat_word("OR ") {
+            any.push(nested(c)?);
+            return Ok(SearchKey::Or(any));
+        }
+    }
+}
+
+fn simple_key(c: &mut Cursor) -> PResult<SearchKey> {
     if c.eat(b'(') {
         c.enter()?;
         let mut keys = vec![key(c)?];
@@ -169,21 +216,9 @@ fn key(c: &mut Cursor) -> PResult<SearchKey> {
             c.sp()?;
             SearchKey::Uid(c.sequence_set()?)
         }
-        "NOT" => {
-            c.sp()?;
-            c.enter()?;
-            let inner = key(c)?;
-            c.leave();
-            SearchKey::Not(Box::new(inner))
-        }
-        "OR" => {
-            c.sp()?;
-            c.enter()?;
-            let a = key(c)?;
-            c.sp()?;
-            let b = key(c)?;
-            c.leave();
-            SearchKey::Or(Box::new(a), Box::new(b))
+        "NOT" | "OR" => {
+            // `NOT ` and `OR ` are read by `key`; here only without a space.
+            return Err(c.error(&format!("a search key after {word}")));
         }
         _ => return Err(ParseError::new(format!("unknown search key {word}"))),
     })
@@ -215,10 +250,39 @@ mod tests {
         let (ret, _, _) = search("RETURN (MIN COUNT) UNSEEN");
         assert_eq!(ret, Some(vec![SearchReturn::Min, SearchReturn::Count]));
         let (_, _, key) = search("OR (SEEN DRAFT) 1:3");
-        assert!(matches!(key, SearchKey::Or(_, _)));
+        assert!(matches!(key, SearchKey::Or(ref any) if any.len() == 2));
         let (_, _, key) = search("$");
         assert_eq!(key, SearchKey::Seq(SequenceSet::Saved));
         assert!(parse_search(&mut Cursor::new(b"FROBNICATE")).is_err());
         assert!(parse_search(&mut Cursor::new(b"SINCE 31-Foo-2020")).is_err());
+    }
+
+    #[test]
+    fn long_chains_are_flat_and_deep_nesting_is_refused() {
+        // OR a OR b … OR y z: one Or of all of them.
+        let chain = "OR SEEN ".repeat(5000) + "DRAFT";
+        let (_, _, key) = search(&chain);
+        assert!(matches!(key, SearchKey::Or(ref any) if any.len() == 5001));
+        // A run of NOTs: an even number cancels out.
+        let (_, _, key) = search(&("NOT ".repeat(5000) + "SEEN"));
+        assert_eq!(key, SearchKey::Flag("\\Seen", true));
+        let (_, _, key) = search(&("not ".repeat(5001) + "SEEN"));
+        assert_eq!(
+            key,
+            SearchKey::Not(Box::new(SearchKey::Flag("\\Seen", true)))
+        );
+        // NOT and OR without their keys.
+        assert!(parse_search(&mut Cursor::new(b"NOT")).is_err());
+        assert!(parse_search(&mut Cursor::new(b"OR SEEN")).is_err());
+        // What nests for real is bounded.
+        let deep = "(".repeat(5000) + "ALL" + &")".repeat(5000);
+        let error = parse_search(&mut Cursor::new(deep.as_bytes())).unwrap_err();
+        assert!(error.0.contains("nested"), "{error:?}");
+        let left = "OR ".repeat(5000) + "SEEN" + &" SEEN".repeat(5000);
+        assert!(parse_search(&mut Cursor::new(left.as_bytes())).is_err());
+        let alternating = "OR SEEN NOT ".repeat(5000) + "SEEN";
+        assert!(parse_search(&mut Cursor::new(alternating.as_bytes())).is_err());
+        let within = "OR SEEN NOT ".repeat(20) + "SEEN";
+        assert!(parse_search(&mut Cursor::new(within.as_bytes())).is_ok());
     }
 }
