@@ -58,7 +58,8 @@ impl Session<'_> {
             )
         });
         // Fetching a body sets \Seen (RFC 9051 §6.4.5); FLAGS is then reported.
-        let mut seen_now = Vec::new();
+        // A set: FETCH 1:* of a large mailbox checks every message against it.
+        let mut seen_now = std::collections::BTreeSet::new();
         if !selected.read_only && attrs.iter().any(FetchAttr::sets_seen) {
             let unseen: Vec<_> = indexes
                 .iter()
@@ -76,7 +77,7 @@ impl Session<'_> {
                         None,
                     )
                     .await?;
-                seen_now = selected.apply(updates);
+                seen_now = selected.apply(updates).into_iter().collect();
             }
         }
         let mut pending = 0usize;

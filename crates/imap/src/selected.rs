@@ -94,19 +94,17 @@ impl Selected {
                 .filter_map(|u| self.messages.binary_search_by_key(u, |m| m.uid).ok())
                 .collect());
         }
-        let mut out = BTreeSet::new();
+        // The resolved ranges are sorted and disjoint: each message is
+        // visited once, in order, however the client wrote the set.
+        let mut out = Vec::new();
         if uid {
             // `*` in a UID set is the largest UID, or when empty nothing matches but
             // `n:*` still means n..=largest (RFC 9051 §6.4.8: "*" with no messages).
             let largest = self.largest_uid();
             for (low, high) in set.resolve(largest) {
                 let start = self.messages.partition_point(|m| m.uid.0 < low);
-                for (i, m) in self.messages[start..].iter().enumerate() {
-                    if m.uid.0 > high {
-                        break;
-                    }
-                    out.insert(start + i);
-                }
+                let end = self.messages.partition_point(|m| m.uid.0 <= high);
+                out.extend(start..end.max(start));
             }
         } else {
             let exists = self.exists();
@@ -122,12 +120,10 @@ impl Selected {
                         "Invalid message sequence number: the mailbox has {exists} messages"
                     )));
                 }
-                for n in low..=high {
-                    out.insert(n as usize - 1);
-                }
+                out.extend(low as usize - 1..high as usize);
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(out)
     }
 
     /// Brings the view up to date and writes untagged responses: flag changes,

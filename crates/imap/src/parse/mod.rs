@@ -13,7 +13,7 @@ pub use command::{
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use search::{SearchKey, SearchReturn};
 
-use crate::sequence::{SeqBound, SequenceSet};
+use crate::sequence::{MAX_RANGES, SeqBound, SequenceSet};
 
 /// Why a command could not be parsed; the text goes into the `BAD` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,11 +331,16 @@ impl<'a> Cursor<'a> {
                 first
             };
             ranges.push((first, last));
+            if ranges.len() > MAX_RANGES {
+                return Err(ParseError::new(format!(
+                    "sequence set with more than {MAX_RANGES} ranges: send the command in parts"
+                )));
+            }
             if !self.eat(b',') {
                 break;
             }
         }
-        Ok(SequenceSet::Ranges(ranges))
+        Ok(SequenceSet::from_ranges(&ranges))
     }
 
     fn seq_bound(&mut self) -> PResult<SeqBound> {
