@@ -3,7 +3,7 @@
 
 use crate::mutf7;
 use crate::parse::{civil_from_days, month_name};
-use pillarbox_store::meta::{Address, BodyPart, Envelope, MessageMeta};
+use pillarbox_store::meta::{Address, BodyPart, Envelope};
 use pillarbox_store::{Flags, SystemFlag};
 
 /// Appends a string as a quoted string when it can be one, else a literal.
@@ -147,12 +147,23 @@ fn params(out: &mut Vec<u8>, params: &[(String, String)], utf8: bool) {
     out.push(b')');
 }
 
+/// Parts nested in parts (multipart or message/rfc822) described, at most.
+/// Anyone can send a message whose MIME tree nests thousands of levels;
+/// the description stops here: a part this deep is described as opaque
+/// data (`APPLICATION/OCTET-STREAM`), still fetchable by its section number.
+pub const MAX_BODY_DEPTH: usize = 32;
+
 /// BODY (`extended` = false) or BODYSTRUCTURE (`extended` = true) of a part.
 pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool, utf8: bool) {
+    part_structure(out, part, extended, utf8, 0);
+}
+
+fn part_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool, utf8: bool, depth: usize) {
+    let opaque = depth >= MAX_BODY_DEPTH && (part.is_multipart() || part.is_message());
     out.push(b'(');
-    if part.is_multipart() && !part.parts.is_empty() {
+    if part.is_multipart() && !part.parts.is_empty() && !opaque {
         for child in &part.parts {
-            body_structure(out, child, extended, utf8);
+            part_structure(out, child, extended, utf8, depth + 1);
         }
         out.push(b' ');
         string(
@@ -166,7 +177,9 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool, utf8: 
             extension(out, part, utf8);
         }
     } else {
-        let (media_type, media_subtype) = if part.is_multipart() {
+        let (media_type, media_subtype) = if opaque {
+            ("APPLICATION".to_string(), "OCTET-STREAM".to_string())
+        } else if part.is_multipart() {
             // A multipart with no parts is served as the text it is.
             ("TEXT".to_string(), "PLAIN".to_string())
         } else {
@@ -179,7 +192,11 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool, utf8: 
         out.push(b' ');
         string(out, media_subtype.as_bytes(), utf8);
         out.push(b' ');
-        params(out, &part.params, utf8);
+        if opaque {
+            out.extend_from_slice(b"NIL");
+        } else {
+            params(out, &part.params, utf8);
+        }
         out.push(b' ');
         nstring(out, part.id.as_deref(), utf8);
         out.push(b' ');
@@ -187,16 +204,22 @@ pub fn body_structure(out: &mut Vec<u8>, part: &BodyPart, extended: bool, utf8: 
         out.push(b' ');
         string(out, part.encoding.as_bytes(), utf8);
         out.extend_from_slice(format!(" {}", part.size).as_bytes());
-        if part.is_message() {
-            let nested = part
-                .message
-                .as_deref()
-                .cloned()
-                .unwrap_or_else(MessageMeta::default);
+        if opaque {
+            // Nothing more is said of what is inside.
+        } else if part.is_message() {
             out.push(b' ');
-            envelope(out, &nested.envelope, utf8);
-            out.push(b' ');
-            body_structure(out, &nested.body, extended, utf8);
+            match part.message.as_deref() {
+                Some(nested) => {
+                    envelope(out, &nested.envelope, utf8);
+                    out.push(b' ');
+                    part_structure(out, &nested.body, extended, utf8, depth + 1);
+                }
+                None => {
+                    envelope(out, &Envelope::default(), utf8);
+                    out.push(b' ');
+                    part_structure(out, &BodyPart::default(), extended, utf8, depth + 1);
+                }
+            }
             out.extend_from_slice(format!(" {}", part.lines).as_bytes());
         } else if part.media_type == "text" {
             out.extend_from_slice(format!(" {}", part.lines).as_bytes());
@@ -283,5 +306,54 @@ mod tests {
             s(|o| body_structure(o, &part, false, false)),
             "(\"TEXT\" \"PLAIN\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 3028 92)"
         );
+    }
+
+    #[test]
+    fn deep_trees_are_described_to_a_bounded_depth() {
+        let leaf = BodyPart {
+            media_type: "text".into(),
+            media_subtype: "plain".into(),
+            encoding: "7BIT".into(),
+            ..BodyPart::default()
+        };
+        let mut part = leaf;
+        for level in 0..200 {
+            part = if level % 2 == 0 {
+                BodyPart {
+                    media_type: "multipart".into(),
+                    media_subtype: "mixed".into(),
+                    parts: vec![part],
+                    ..BodyPart::default()
+                }
+            } else {
+                BodyPart {
+                    media_type: "message".into(),
+                    media_subtype: "rfc822".into(),
+                    encoding: "7BIT".into(),
+                    message: Some(Box::new(pillarbox_store::meta::MessageMeta {
+                        envelope: Envelope::default(),
+                        body: part,
+                    })),
+                    ..BodyPart::default()
+                }
+            };
+        }
+        for extended in [false, true] {
+            let text = s(|o| body_structure(o, &part, extended, false));
+            let mut depth = 0i64;
+            let mut deepest = 0;
+            for b in text.bytes() {
+                match b {
+                    b'(' => depth += 1,
+                    b')' => depth -= 1,
+                    _ => {}
+                }
+                deepest = deepest.max(depth);
+            }
+            assert_eq!(depth, 0, "balanced: {text}");
+            // Each level opens its own parenthesis, an envelope a few more.
+            assert!(deepest <= MAX_BODY_DEPTH as i64 + 4, "{deepest}");
+            assert!(text.contains("\"APPLICATION\" \"OCTET-STREAM\""), "{text}");
+        }
     }
 }

@@ -153,13 +153,18 @@ pub fn field_values<'a>(fields: &'a str, name: &str) -> impl Iterator<Item = &'a
 
 /// Nested messages deeper than this are treated as opaque bytes.
 const MAX_DEPTH: usize = 8;
+/// Parts nested in parts (multiparts and messages together) deeper than
+/// this are kept without their children. Anyone can deliver a message that
+/// nests thousands of levels; the tree built here, its JSON (serde_json
+/// reads at most 128 levels back) and every walk over it stay bounded.
+pub const MAX_NESTING: usize = 32;
 /// Search text kept per message (the rest is not searchable by body).
 const MAX_BODY_TEXT: usize = 1 << 20;
 
 /// Parses a whole message. Never fails: unreadable MIME becomes a single
 /// `text/plain` part covering the bytes, as RFC 9051 asks of servers.
 pub fn parse(raw: &[u8]) -> Parsed {
-    let meta = parse_meta(raw, 0, 0);
+    let meta = parse_meta(raw, 0, 0, 0);
     let header_end = meta.body.body_offset.min(raw.len() as u64) as usize;
     let header_text = String::from_utf8_lossy(&raw[..header_end]).into_owned();
     let mut body_text = String::new();
@@ -197,7 +202,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
     }
 }
 
-fn parse_meta(raw: &[u8], base: u64, depth: usize) -> MessageMeta {
+fn parse_meta(raw: &[u8], base: u64, depth: usize, nesting: usize) -> MessageMeta {
     let Some(message) = MessageParser::default().parse(raw) else {
         return MessageMeta {
             envelope: Envelope::default(),
@@ -205,7 +210,7 @@ fn parse_meta(raw: &[u8], base: u64, depth: usize) -> MessageMeta {
         };
     };
     let envelope = envelope_of(raw, &message.parts[0].headers);
-    let body = part_tree(&message, 0, raw, base, depth);
+    let body = part_tree(&message, 0, raw, base, depth, nesting);
     MessageMeta { envelope, body }
 }
 
@@ -251,6 +256,7 @@ fn part_tree(
     raw: &[u8],
     base: u64,
     depth: usize,
+    nesting: usize,
 ) -> BodyPart {
     let Some(part) = message.parts.get(index) else {
         return opaque_text(raw, base);
@@ -324,18 +330,20 @@ fn part_tree(
     match &part.body {
         PartType::Multipart(children) => {
             node.media_type = "multipart".into();
-            node.parts = children
-                .iter()
-                .map(|child| part_tree(message, *child as usize, raw, base, depth))
-                .collect();
+            if nesting < MAX_NESTING {
+                node.parts = children
+                    .iter()
+                    .map(|child| part_tree(message, *child as usize, raw, base, depth, nesting + 1))
+                    .collect();
+            }
         }
         _ if node.is_message()
             && node.encoding != "BASE64"
             && node.encoding != "QUOTED-PRINTABLE" =>
         {
             node.lines = count_lines(body_bytes);
-            if depth < MAX_DEPTH {
-                let nested = parse_meta(body_bytes, base + body_offset, depth + 1);
+            if depth < MAX_DEPTH && nesting < MAX_NESTING {
+                let nested = parse_meta(body_bytes, base + body_offset, depth + 1, nesting + 1);
                 node.message = Some(Box::new(nested));
             }
         }
@@ -496,5 +504,44 @@ mod tests {
         ] {
             let _ = parse(raw);
         }
+    }
+
+    fn tree_depth(part: &BodyPart) -> usize {
+        let children = part.parts.iter().map(tree_depth).max().unwrap_or(0);
+        let nested = part.message.as_ref().map_or(0, |m| tree_depth(&m.body));
+        1 + children.max(nested)
+    }
+
+    #[test]
+    fn deeply_nested_parts_are_kept_to_a_bounded_depth() {
+        let mut raw = String::from("Subject: nested\r\n");
+        for level in 0..10_000 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n"
+            ));
+        }
+        raw.push_str("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+        for level in (0..10_000).rev() {
+            raw.push_str(&format!("--b{level}--\r\n"));
+        }
+        let parsed = parse(raw.as_bytes());
+        assert!(tree_depth(&parsed.meta.body) <= MAX_NESTING + 1);
+        assert_eq!(parsed.meta.envelope.subject.as_deref(), Some("nested"));
+        // The stored form reads back.
+        let json = serde_json::to_string(&parsed.meta).unwrap();
+        let back: MessageMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, parsed.meta);
+        let mut raw = String::from("Subject: nested\r\n");
+        for level in 0..10_000 {
+            raw.push_str(&format!(
+                "Content-Type: message/rfc822\r\n\r\nSubject: level {level}\r\n"
+            ));
+        }
+        raw.push_str("\r\ninnermost\r\n");
+        let parsed = parse(raw.as_bytes());
+        assert!(tree_depth(&parsed.meta.body) <= MAX_NESTING + 1);
+        let json = serde_json::to_string(&parsed.meta).unwrap();
+        let back: MessageMeta = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, parsed.meta);
     }
 }
