@@ -120,4 +120,24 @@ mod tests {
         assert!(decode("&AGE-").is_none(), "encoded ASCII is not allowed");
         assert!(decode("Entwürfe").is_none());
     }
+
+    #[test]
+    fn hostile_names_are_refused_or_decoded_without_panic() {
+        for name in [
+            "&", "&-&", "&&&&&&-", "&2D0-",    // a lone surrogate
+            "&2D3cAA-", // a surrogate pair: U+1F400
+            "&A-",      // too few bits for a character
+            "&AAAA-&", "&,,,,-", "abc&",
+        ] {
+            let _ = decode(name);
+        }
+        assert!(decode("&2D0-").is_none());
+        assert_eq!(decode("&2D3cAA-").as_deref(), Some("\u{1f400}"));
+        let long = "&".repeat(100_000);
+        assert!(decode(&long).is_none());
+        let long = "&-".repeat(100_000);
+        assert_eq!(decode(&long).map(|s| s.len()), Some(100_000));
+        let wide = "日".repeat(50_000);
+        assert_eq!(decode(&encode(&wide)).as_deref(), Some(wide.as_str()));
+    }
 }
