@@ -545,3 +545,69 @@ async fn internal_errors_never_reach_the_client() {
     assert!(last(&lines).starts_with("c OK"), "{lines:?}");
     ts.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_commands_end_in_bye_and_disconnect() {
+    for backend in backends() {
+        let (ts, before) = server(backend).await;
+        let bound = RssBound::new(16);
+        let mut c = LineClient::connect(ts.addr("imap")).await;
+        c.read_line().await;
+        let mut answers = Vec::new();
+        for n in 0..25 {
+            c.send_line(&format!("g{n} FROBNICATE {n}")).await;
+            match c.try_read_line(Duration::from_secs(10)).await {
+                Some(line) => answers.push(line),
+                None => break,
+            }
+            if answers.last().is_some_and(|l| l.starts_with("* BYE")) {
+                break;
+            }
+        }
+        let bye = answers
+            .iter()
+            .position(|l| l.starts_with("* BYE Too many errors"));
+        assert_eq!(bye, Some(20), "{answers:?}");
+        assert!(c.is_closed().await);
+        bound.check("garbage commands");
+        still_serves(&ts, &before).await;
+        ts.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_before_login_is_cut_off() {
+    let (ts, before) = server_with(pillarbox_tests::Backend::Sqlite, |config| {
+        config.listener.get_mut("imap").unwrap().login_timeout_secs = Some(2);
+    })
+    .await;
+    let mut c = LineClient::connect(ts.addr("imap")).await;
+    c.read_line().await;
+    let started = std::time::Instant::now();
+    let mut answer = None;
+    // One byte every half second: each read brings something, the line never ends.
+    for byte in b"a LOGIN alice@example.test password-that-never-ends"
+        .iter()
+        .cycle()
+        .take(40)
+    {
+        c.send(&[*byte]).await;
+        if let Some(line) = c.try_read_line(Duration::from_millis(500)).await {
+            answer = Some(line);
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let answer = answer.unwrap_or_default();
+    assert!(
+        answer.starts_with("* BYE"),
+        "cut off with a BYE: {answer:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "cut off after {elapsed:?}"
+    );
+    assert!(c.is_closed().await);
+    still_serves(&ts, &before).await;
+    ts.stop().await;
+}

@@ -21,7 +21,7 @@
 //!   login, the server answers and closes.
 
 use crate::parse::parse_tag;
-use pillarbox_net::{Connection, ReadError};
+use pillarbox_net::{Connection, ReadError, Reservation};
 
 /// Longest command line (without literals) accepted.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -79,8 +79,9 @@ impl Limits {
 
 /// What the client sent.
 pub enum Frame {
-    /// A complete command, literals inline.
-    Command(Vec<u8>),
+    /// A complete command, literals inline, and the share of the server's
+    /// memory budget its literals hold until the command is done.
+    Command(Vec<u8>, Option<Reservation>),
     /// A first line longer than the limit (given); it was read and dropped.
     LineTooLong(usize),
     /// The command was refused before all of it was read. `answer` is the
@@ -166,6 +167,7 @@ pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame
     // APPEND's message: one literal per command, not counted in its size.
     let mut message_literal = false;
     let mut uncounted = 0;
+    let mut reservation: Option<Reservation> = None;
     loop {
         let room = limits
             .max_command()
@@ -192,7 +194,7 @@ pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame
         };
         command.extend_from_slice(&line);
         let Some((size, non_sync)) = trailing_literal(&line) else {
-            return Ok(Frame::Command(command));
+            return Ok(Frame::Command(command, reservation));
         };
         literals += 1;
         let room = limits
@@ -226,6 +228,24 @@ pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame
             // Only APPEND's message gets here (see `refusal`).
             message_literal = true;
             uncounted = size;
+        }
+        // Charged to the server-wide budget before it is read (and, for a
+        // synchronizing literal, before the client is told to send it).
+        let charged = match reservation.as_mut() {
+            Some(reservation) => reservation.grow(size as u64).await,
+            None => conn
+                .budget()
+                .reserve(size as u64)
+                .await
+                .map(|r| reservation = Some(r)),
+        };
+        if charged.is_err() {
+            return Ok(Frame::Refused {
+                tag: parse_tag(&command),
+                answer: "NO [UNAVAILABLE] The server is busy, try again shortly".into(),
+                // A non-synchronizing literal is on its way and has no room.
+                close: non_sync,
+            });
         }
         if !non_sync {
             conn.send(b"+ Ready for literal data\r\n").await?;

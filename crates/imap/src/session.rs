@@ -75,16 +75,22 @@ pub async fn run(server: &Server, conn: Connection) {
         let flow = match frame {
             // Boxed: the session waits for the next command holding only
             // what reading needs.
-            Frame::Command(bytes) => Box::pin(session.command(&bytes)).await,
+            Frame::Command(bytes, reservation) => {
+                let flow = Box::pin(session.command(&bytes)).await;
+                // The command's literals are stored or dropped by now.
+                drop(reservation);
+                flow
+            }
             Frame::LineTooLong(limit) => {
                 session.conn.write(
                     format!("* BAD [TOOBIG] Command line longer than {limit} octets\r\n")
                         .as_bytes(),
                 );
-                true
+                session.count_error()
             }
             Frame::Refused { tag, answer, close } => {
                 let tag = tag.unwrap_or_else(|| "*".into());
+                let busy = answer.contains("[UNAVAILABLE]");
                 session.conn.write(format!("{tag} {answer}\r\n").as_bytes());
                 if close {
                     // The rest of the command is still coming and will not be read.
@@ -92,7 +98,8 @@ pub async fn run(server: &Server, conn: Connection) {
                         .conn
                         .write(b"* BYE [TOOBIG] Closing: the command is too large to read\r\n");
                 }
-                !close
+                // A busy server is not the client's error.
+                !close && (busy || session.count_error())
             }
         };
         if !flow {
@@ -115,7 +122,7 @@ impl Session<'_> {
                 let tag = tag.unwrap_or_else(|| "*".into());
                 self.conn
                     .write(format!("{tag} BAD {}\r\n", error.0).as_bytes());
-                return true;
+                return self.count_error();
             }
         };
         let Request { tag, command } = request;
@@ -138,6 +145,15 @@ impl Session<'_> {
             );
             Box::pin(self.send_updates(allow_expunge)).await;
         }
+        if self.account.is_some() && !self.conn.is_authenticated() {
+            // Logged in: the idle timeout applies from now on, and the
+            // connection leaves the per-IP cap on unauthenticated ones.
+            self.conn.set_authenticated();
+        }
+        // A command in the wrong state, unknown or malformed, and a failed
+        // login count towards the session's error limit.
+        let bad = matches!(&done, Done::Bad(_))
+            || matches!(&done, Done::No(text) if text.starts_with("[AUTHENTICATIONFAILED]"));
         let line = match done {
             Done::Ok(text) => format!("{tag} OK {text}\r\n"),
             Done::No(text) => format!("{tag} NO {text}\r\n"),
@@ -156,6 +172,17 @@ impl Session<'_> {
             }
         };
         self.conn.write(line.as_bytes());
+        !bad || self.count_error()
+    }
+
+    /// Counts a bad command; at the listener's `max_errors` the session
+    /// says goodbye (as Postfix drops a client after 20 errors) and false
+    /// is returned: the session ends.
+    pub(crate) fn count_error(&mut self) -> bool {
+        if self.conn.record_error() {
+            self.conn.write(b"* BYE Too many errors\r\n");
+            return false;
+        }
         true
     }
 
