@@ -19,6 +19,7 @@ mod delivery;
 mod dsn;
 pub mod outbound;
 mod session;
+mod verbs;
 
 pub use checks::{DnsCaches, Verifier};
 pub use command::{Command, parse};
