@@ -14,7 +14,7 @@
 mod auth;
 mod checks;
 mod command;
-mod data;
+pub mod data;
 mod delivery;
 mod dsn;
 pub mod outbound;
