@@ -23,10 +23,9 @@ pub(crate) struct Session {
     pub(crate) esmtp: bool,
     pub(crate) authenticated: Option<Account>,
     pub(crate) envelope: Option<Envelope>,
-    /// Chunks received so far with BDAT (RFC 3030), `None` outside a BDAT transfer.
+    /// Chunks received so far with BDAT (RFC 3030), `None` outside a BDAT
+    /// transfer; never more than `max_message_size` octets.
     pub(crate) chunks: Option<Vec<u8>>,
-    /// A BDAT transfer that went over the size limit: later chunks are read and dropped.
-    pub(crate) chunks_too_big: bool,
     /// True on the submission listeners (587, 465): AUTH is offered and required.
     pub(crate) submission: bool,
 }
@@ -39,9 +38,16 @@ impl Session {
             authenticated: None,
             envelope: None,
             chunks: None,
-            chunks_too_big: false,
             submission,
         }
+    }
+
+    /// Ends the mail transaction with any BDAT chunks already received
+    /// (RFC 5321 §4.1.1.5 RSET, §4.1.4 EHLO/HELO): an aborted transaction's
+    /// chunks must never become part of the next message.
+    pub(crate) fn reset_transaction(&mut self) {
+        self.envelope = None;
+        self.chunks = None;
     }
 
     /// True once MAIL FROM and at least one RCPT TO were accepted.

@@ -1,10 +1,17 @@
-//! BDAT (RFC 3030 CHUNKING): the message comes in chunks of a stated size.
+//! BDAT (RFC 3030 CHUNKING): the message in chunks of a stated size.
+//!
+//! A chunk is always read, to stay in step with the client (RFC 3030 §2:
+//! the octets follow the command whatever the reply), but it is kept only
+//! when it can be part of a message: inside a transaction, and within
+//! `max_message_size` together with the chunks already kept. Otherwise it is
+//! dropped as it streams past, so a client's announced size never decides
+//! how much memory it gets.
 
 use crate::Server;
 use crate::session::{Session, reply};
 use pillarbox_net::{Connection, ReadError};
 
-/// `Err` ends the session (the client left mid-chunk).
+/// `Err` ends the session (the client left or stalled mid-chunk).
 pub(crate) async fn bdat(
     server: &Server,
     conn: &mut Connection,
@@ -12,60 +19,77 @@ pub(crate) async fn bdat(
     size: u64,
     last: bool,
 ) -> Result<(), ()> {
-    // RFC 3030 §2: the chunk is read even when the command is refused.
-    let chunk = match read_chunk(conn, size).await {
-        Ok(chunk) => chunk,
-        Err(_) => return Err(()),
-    };
     if !session.ready_for_data() {
+        skip(conn, size)
+            .await
+            .map_err(|error| timed_out(conn, error))?;
         reply(conn, 503, "5.5.1", "send MAIL FROM and RCPT TO first");
         return Ok(());
     }
-    let buffer = session.chunks.get_or_insert_with(Vec::new);
-    if !session.chunks_too_big {
-        if (buffer.len() as u64).saturating_add(size) > server.config.max_message_size {
-            session.chunks_too_big = true;
-            buffer.clear();
-        } else if let Some(chunk) = &chunk {
-            buffer.extend_from_slice(chunk);
-        }
+    let limit = server.config.max_message_size;
+    let buffered = session.chunks.as_ref().map_or(0, Vec::len) as u64;
+    if size > limit.saturating_sub(buffered) {
+        skip(conn, size)
+            .await
+            .map_err(|error| timed_out(conn, error))?;
+        // RFC 3030 §2: after an error reply the client sends no more chunks
+        // of this message; the transaction is over, its chunks dropped.
+        session.reset_transaction();
+        reply(
+            conn,
+            552,
+            "5.3.4",
+            &format!("message too big: the limit is {limit} octets"),
+        );
+        return Ok(());
     }
+    let chunks = session.chunks.get_or_insert_with(Vec::new);
+    read_into(conn, size, chunks)
+        .await
+        .map_err(|error| timed_out(conn, error))?;
     if !last {
         reply(conn, 250, "2.0.0", &format!("{size} octets received"));
         return Ok(());
     }
     let raw = session.chunks.take().unwrap_or_default();
-    let too_big = std::mem::take(&mut session.chunks_too_big);
     let envelope = session.envelope.take().ok_or(())?;
-    if too_big {
-        reply(
-            conn,
-            552,
-            "5.3.4",
-            &format!(
-                "message too big: the limit is {} octets",
-                server.config.max_message_size
-            ),
-        );
-    } else {
-        crate::delivery::deliver(server, conn, session, envelope, raw).await;
+    crate::delivery::deliver(server, conn, session, envelope, raw).await;
+    Ok(())
+}
+
+/// Queues the goodbye for a chunk that stopped arriving (the session ends).
+fn timed_out(conn: &mut Connection, error: ReadError) {
+    if matches!(error, ReadError::Timeout(_)) {
+        conn.write(b"421 4.4.2 closing: no data for too long, nothing was delivered\r\n");
+    }
+}
+
+/// Reads `size` octets and drops them as they arrive.
+async fn skip(conn: &mut Connection, size: u64) -> Result<(), ReadError> {
+    let mut left = size;
+    while left > 0 {
+        let input = conn.read_some().await?;
+        let used = usize::try_from(left).map_or(input.len(), |left| left.min(input.len()));
+        left -= used as u64;
+        conn.unread(&input[used..]);
     }
     Ok(())
 }
 
-/// Reads a BDAT chunk of `size` octets in pieces; `None` when it is larger
-/// than any message could be (it is read and dropped).
-async fn read_chunk(conn: &mut Connection, size: u64) -> Result<Option<Vec<u8>>, ReadError> {
-    const PIECE: u64 = 1 << 20;
-    let mut chunk = Vec::new();
+/// Reads `size` octets onto the end of `buffer` (the caller checked that
+/// they fit within the message size limit).
+async fn read_into(
+    conn: &mut Connection,
+    size: u64,
+    buffer: &mut Vec<u8>,
+) -> Result<(), ReadError> {
     let mut left = size;
-    let keep = size <= 1 << 30;
     while left > 0 {
-        let piece = conn.read_exact(left.min(PIECE) as usize).await?;
-        left -= piece.len() as u64;
-        if keep {
-            chunk.extend_from_slice(&piece);
-        }
+        let input = conn.read_some().await?;
+        let used = usize::try_from(left).map_or(input.len(), |left| left.min(input.len()));
+        buffer.extend_from_slice(&input[..used]);
+        left -= used as u64;
+        conn.unread(&input[used..]);
     }
-    Ok(keep.then_some(chunk))
+    Ok(())
 }

@@ -8,7 +8,7 @@ use pillarbox_net::Connection;
 pub(crate) fn ehlo(server: &Server, conn: &mut Connection, session: &mut Session, name: String) {
     session.helo = Some(name);
     session.esmtp = true;
-    session.envelope = None;
+    session.reset_transaction();
     let mut lines = vec![
         format!(
             "{} greets {}",
@@ -39,6 +39,6 @@ pub(crate) fn ehlo(server: &Server, conn: &mut Connection, session: &mut Session
 pub(crate) fn helo(server: &Server, conn: &mut Connection, session: &mut Session, name: String) {
     session.helo = Some(name);
     session.esmtp = false;
-    session.envelope = None;
+    session.reset_transaction();
     conn.write(format!("250 {}\r\n", server.hostname).as_bytes());
 }

@@ -4,8 +4,6 @@ use crate::session::{Session, reply};
 use pillarbox_net::Connection;
 
 pub(crate) fn rset(conn: &mut Connection, session: &mut Session) {
-    session.envelope = None;
-    session.chunks = None;
-    session.chunks_too_big = false;
+    session.reset_transaction();
     reply(conn, 250, "2.0.0", "reset");
 }
