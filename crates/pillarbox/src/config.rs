@@ -26,6 +26,27 @@ pub struct Config {
     pub imap: pillarbox_imap::Config,
     pub lab: LabConfig,
     pub metrics: MetricsConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: server-wide bounds that no number of connections can exceed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// MiB the server may hold at once of what clients send and the server
+    /// has not stored yet (SMTP DATA and BDAT, IMAP literals), over all
+    /// connections. Past it, large reads wait a few seconds and then get a
+    /// temporary error (SMTP 451/452 4.3.1, IMAP NO [LIMIT]); the client
+    /// retries later.
+    pub memory_budget_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            memory_budget_mib: 256,
+        }
+    }
 }
 
 /// `[metrics]`: what `/metrics` on the HTTP listener shows.
@@ -136,6 +157,7 @@ impl Default for Config {
             imap: Default::default(),
             lab: Default::default(),
             metrics: Default::default(),
+            limits: Default::default(),
         }
     }
 }
