@@ -13,7 +13,7 @@
 //! bound is the message size: beyond it the decoder keeps reading to the
 //! true end of data and drops what it reads (the client then gets 552).
 
-use pillarbox_net::{Connection, ReadError};
+use pillarbox_net::{Connection, ReadError, Reservation};
 
 /// Where the decoder is in the line structure of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,8 @@ pub struct DataDecoder {
     message: Vec<u8>,
     /// Octets of message content decoded so far, kept or dropped.
     size: u64,
+    /// The message is being dropped for a reason other than its size.
+    discarding: bool,
 }
 
 impl DataDecoder {
@@ -70,7 +72,15 @@ impl DataDecoder {
             state: State::LineStart,
             message: Vec::new(),
             size: 0,
+            discarding: false,
         }
+    }
+
+    /// Drops what was kept and keeps nothing more, while still finding the
+    /// end of the data (the memory budget had no room for the message).
+    pub fn discard(&mut self) {
+        self.discarding = true;
+        self.message = Vec::new();
     }
 
     /// True once the message is known to be over the size limit.
@@ -90,7 +100,7 @@ impl DataDecoder {
 
     fn emit(&mut self, bytes: &[u8]) {
         self.size = self.size.saturating_add(bytes.len() as u64);
-        if self.size > self.max_size {
+        if self.size > self.max_size || self.discarding {
             // Over the limit: give the memory back at once, count the rest.
             if self.message.capacity() > 0 {
                 self.message = Vec::new();
@@ -197,21 +207,59 @@ impl DataDecoder {
 pub enum DataError {
     /// Over the size limit; the rest was read and dropped.
     TooBig,
+    /// The server-wide memory budget had no room; the rest was read and dropped.
+    Busy,
     Read(ReadError),
 }
 
+/// The message is charged to the memory budget in steps of this size.
+const BUDGET_STEP: u64 = 64 * 1024;
+
 /// Reads the message up to the terminating dot, un-stuffing leading dots.
 /// Bytes the client pipelined after the end marker stay in the connection.
-pub async fn read_data(conn: &mut Connection, max_size: u64) -> Result<Vec<u8>, DataError> {
+/// The message's memory is charged to the server-wide budget as it grows;
+/// the reservation comes back with the message, to be held until it is
+/// stored.
+pub async fn read_data(
+    conn: &mut Connection,
+    max_size: u64,
+) -> Result<(Vec<u8>, Option<Reservation>), DataError> {
     let mut decoder = DataDecoder::new(max_size);
+    let mut reservation: Option<Reservation> = None;
+    let mut busy = false;
     loop {
         let input = conn.read_some().await.map_err(DataError::Read)?;
-        if let Progress::Done { consumed } = decoder.feed(&input) {
+        let progress = decoder.feed(&input);
+        let held = reservation.as_ref().map_or(0, Reservation::bytes);
+        let buffered = decoder.buffered() as u64;
+        if !busy && buffered > held {
+            let step = (buffered - held).max(BUDGET_STEP);
+            let charged = match reservation.as_mut() {
+                Some(reservation) => reservation.grow(step).await,
+                None => conn
+                    .budget()
+                    .reserve(step)
+                    .await
+                    .map(|taken| reservation = Some(taken)),
+            };
+            if charged.is_err() {
+                busy = true;
+                reservation = None;
+                decoder.discard();
+            }
+        }
+        if let Progress::Done { consumed } = progress {
             conn.unread(&input[consumed..]);
             break;
         }
     }
-    decoder.finish().map_err(|_| DataError::TooBig)
+    if busy {
+        return Err(DataError::Busy);
+    }
+    decoder
+        .finish()
+        .map(|message| (message, reservation))
+        .map_err(|_| DataError::TooBig)
 }
 
 #[cfg(test)]

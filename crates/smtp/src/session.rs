@@ -26,6 +26,9 @@ pub(crate) struct Session {
     /// Chunks received so far with BDAT (RFC 3030), `None` outside a BDAT
     /// transfer; never more than `max_message_size` octets.
     pub(crate) chunks: Option<Vec<u8>>,
+    /// The chunks' share of the server-wide memory budget, held until the
+    /// message is stored or dropped.
+    pub(crate) chunks_budget: Option<pillarbox_net::Reservation>,
     /// True on the submission listeners (587, 465): AUTH is offered and required.
     pub(crate) submission: bool,
 }
@@ -38,6 +41,7 @@ impl Session {
             authenticated: None,
             envelope: None,
             chunks: None,
+            chunks_budget: None,
             submission,
         }
     }
@@ -48,6 +52,7 @@ impl Session {
     pub(crate) fn reset_transaction(&mut self) {
         self.envelope = None;
         self.chunks = None;
+        self.chunks_budget = None;
     }
 
     /// True once MAIL FROM and at least one RCPT TO were accepted.
@@ -58,8 +63,14 @@ impl Session {
     }
 }
 
+/// Queues a reply. A reply that refuses a bad command (RFC 5321 §4.2.2:
+/// 500–504 syntax and sequence errors, 530 authentication required) counts
+/// against the session's `max_errors`.
 pub(crate) fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
     conn.write(format!("{code} {enhanced} {text}\r\n").as_bytes());
+    if matches!(code, 500..=504 | 530) {
+        conn.record_error();
+    }
 }
 
 /// Runs a session to its end.
@@ -79,6 +90,9 @@ pub async fn run(server: &Server, mut conn: Connection) {
                     "5.5.6",
                     "line too long: commands are at most 1000 octets",
                 );
+                if too_many_errors(server, &mut conn).await {
+                    break;
+                }
                 let _ = conn.flush().await;
                 continue;
             }
@@ -112,6 +126,9 @@ pub async fn run(server: &Server, mut conn: Connection) {
             Ok(command) => command,
             Err(Reject(code, enhanced, text)) => {
                 reply(&mut conn, code, enhanced, &text);
+                if too_many_errors(server, &mut conn).await {
+                    break;
+                }
                 let _ = flush_unless_pipelined(&mut conn).await;
                 continue;
             }
@@ -125,11 +142,32 @@ pub async fn run(server: &Server, mut conn: Connection) {
         {
             break;
         }
-        if flush_unless_pipelined(&mut conn).await.is_err() {
+        // A login through AUTH: from now on the idle timeout applies, and the
+        // connection leaves the per-IP count of clients not logged in.
+        if session.authenticated.is_some() && !conn.is_authenticated() {
+            conn.set_authenticated();
+        }
+        if too_many_errors(server, &mut conn).await
+            || flush_unless_pipelined(&mut conn).await.is_err()
+        {
             break;
         }
     }
     conn.close().await;
+}
+
+/// After `max_errors` bad commands the client gets a final 421 and the
+/// connection closes (as Postfix's smtpd_hard_error_limit does): a client
+/// that only sends garbage is not answered forever.
+async fn too_many_errors(server: &Server, conn: &mut Connection) -> bool {
+    if !conn.too_many_errors() {
+        return false;
+    }
+    tracing::info!(peer = %conn.peer(), "SMTP client closed: too many errors");
+    let _ = conn
+        .send(format!("421 4.7.0 {} Error: too many errors\r\n", server.hostname).as_bytes())
+        .await;
+    true
 }
 
 /// RFC 2920 §3.2: answers to pipelined commands may wait until the client's

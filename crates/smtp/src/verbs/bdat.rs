@@ -43,6 +43,27 @@ pub(crate) async fn bdat(
         );
         return Ok(());
     }
+    // Charged to the server-wide budget before it is read: N connections
+    // × max_message_size can never exceed `[limits] memory_budget_mib`.
+    let charged = match session.chunks_budget.as_mut() {
+        Some(reservation) => reservation.grow(size).await,
+        None => conn.budget().reserve(size).await.map(|reservation| {
+            session.chunks_budget = Some(reservation);
+        }),
+    };
+    if charged.is_err() {
+        skip(conn, size)
+            .await
+            .map_err(|error| timed_out(conn, error))?;
+        session.reset_transaction();
+        reply(
+            conn,
+            452,
+            "4.3.1",
+            "insufficient system storage for the message now, try again later",
+        );
+        return Ok(());
+    }
     let chunks = session.chunks.get_or_insert_with(Vec::new);
     read_into(conn, size, chunks)
         .await
@@ -54,6 +75,8 @@ pub(crate) async fn bdat(
     let raw = session.chunks.take().unwrap_or_default();
     let envelope = session.envelope.take().ok_or(())?;
     crate::delivery::deliver(server, conn, session, envelope, raw).await;
+    // The message is stored (or refused): its memory goes back to the budget.
+    session.chunks_budget = None;
     Ok(())
 }
 

@@ -35,7 +35,16 @@ pub(crate) async fn data(
     }
     let envelope = session.envelope.take().ok_or(())?;
     match read_data(conn, server.config.max_message_size).await {
-        Ok(raw) => crate::delivery::deliver(server, conn, session, envelope, raw).await,
+        Ok((raw, _reservation)) => {
+            // The reservation is held until the message is stored.
+            crate::delivery::deliver(server, conn, session, envelope, raw).await
+        }
+        Err(DataError::Busy) => reply(
+            conn,
+            452,
+            "4.3.1",
+            "insufficient system storage for the message now, try again later",
+        ),
         Err(DataError::TooBig) => reply(
             conn,
             552,
