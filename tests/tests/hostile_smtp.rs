@@ -277,3 +277,88 @@ async fn smtp_ehlo_helo_and_rset_drop_pending_bdat_chunks() {
         ts.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_client_sending_only_garbage_gets_421_after_max_errors() {
+    for ts in start().await {
+        let stored = store_snapshot(&ts, &["alice@example.test", "bob@example.test"]).await;
+        let bound = RssBound::new(16);
+        let mut c = LineClient::connect(ts.addr("smtp")).await;
+        expect(&mut c, "220 ").await;
+        let mut garbage = Vec::new();
+        for i in 0..25 {
+            garbage.extend_from_slice(format!("XYZZY {i}\r\n").as_bytes());
+        }
+        c.send(&garbage).await;
+        // The default max_errors is 20: 19 refusals, then the final 421.
+        for _ in 0..19 {
+            expect(&mut c, "500 ").await;
+        }
+        let last = c.read_line().await;
+        assert!(last.starts_with("500 "), "the 20th refusal: {last:?}");
+        let goodbye = c.read_line().await;
+        assert!(
+            goodbye.starts_with("421 4.7.0 ") && goodbye.contains("too many errors"),
+            "{goodbye:?}"
+        );
+        assert!(c.is_closed().await, "disconnected after 421");
+        // Commands in the wrong state count too.
+        let mut c = mx(&ts).await;
+        for _ in 0..20 {
+            c.send_line("RCPT TO:<bob@example.test>").await;
+        }
+        for _ in 0..20 {
+            expect(&mut c, "503 ").await;
+        }
+        expect(&mut c, "421 4.7.0").await;
+        assert!(c.is_closed().await);
+        bound.check("garbage lines");
+        assert_eq!(
+            store_snapshot(&ts, &["alice@example.test", "bob@example.test"]).await,
+            stored
+        );
+        serves_a_normal_submission(&ts, "garbage").await;
+        ts.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_client_trickling_a_command_is_cut_off_at_the_command_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for backend in backends() {
+        let ts = start_one(backend, |config| {
+            let smtp = config.listener.get_mut("smtp").unwrap();
+            smtp.login_timeout_secs = Some(2);
+        })
+        .await;
+        let mut tcp = tokio::net::TcpStream::connect(ts.addr("smtp"))
+            .await
+            .unwrap();
+        let mut greeting = [0u8; 256];
+        let n = tcp.read(&mut greeting).await.unwrap();
+        assert!(greeting[..n].starts_with(b"220 "));
+        // One byte every 500 ms: each read is fast, the line never ends in
+        // time. The whole line must arrive within 2 s.
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        for byte in b"NOOP NOOP NOOP NOOP NOOP\r\n" {
+            if tcp.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("421 4.4.2 "), "cut off: {answer:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "cut off at the deadline, not kept alive by the trickle"
+        );
+        serves_a_normal_submission(&ts, "trickle").await;
+        ts.stop().await;
+    }
+}
