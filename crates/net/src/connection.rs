@@ -238,6 +238,12 @@ impl Connection {
         self.errors >= self.info.config.max_errors
     }
 
+    /// True once [`Connection::record_error`] reached `max_errors` (for a
+    /// protocol that counts its errors where it answers them).
+    pub fn too_many_errors(&self) -> bool {
+        self.errors >= self.info.config.max_errors
+    }
+
     /// The server-wide budget for bytes buffered from clients: reserve
     /// before reading anything large (a literal, a BDAT chunk, DATA).
     pub fn budget(&self) -> &MemoryBudget {

@@ -14,11 +14,12 @@
 mod auth;
 mod checks;
 mod command;
-mod data;
+pub mod data;
 mod delivery;
 mod dsn;
 pub mod outbound;
 mod session;
+mod verbs;
 
 pub use checks::{DnsCaches, Verifier};
 pub use command::{Command, parse};
@@ -30,6 +31,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The `[smtp]` section of the configuration.
+///
+/// Timeouts (RFC 5321 §4.5.3.2) are set on the listeners, not here: a
+/// client has `idle_timeout_secs` (default 300 s, §4.5.3.2.7 "at least 5
+/// minutes" awaiting a command) for each whole command line once logged in,
+/// `login_timeout_secs` (default also 300 s: on the MX port nobody logs in)
+/// before, and within DATA and BDAT each block of data must arrive within
+/// that same time, or the session ends with 421 4.4.2 and nothing of the
+/// message is delivered. After `max_errors` bad commands (default 20) the
+/// client gets 421 4.7.0 and is disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -155,7 +165,9 @@ impl Handler for Server {
         "smtp"
     }
 
-    /// RFC 5321 §4.5.3.2.7: at least five minutes.
+    /// RFC 5321 §4.5.3.2.7: at least five minutes awaiting a command; the
+    /// same bound applies to each block of DATA or BDAT (the client's own
+    /// data block timeout, §4.5.3.2.5, is 3 minutes).
     fn default_idle_timeout(&self) -> Duration {
         Duration::from_secs(300)
     }

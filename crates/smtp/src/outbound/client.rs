@@ -5,7 +5,7 @@
 use base64::Engine;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Time for connecting and for each reply (RFC 5321 §4.5.3.2 suggests more
@@ -13,6 +13,11 @@ use tokio::net::TcpStream;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Time for the reply to the end of DATA (RFC 5321 §4.5.3.2.6: 10 minutes).
 const DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest reply line read, CRLF included (RFC 5321 §4.5.3.1.5: 512; some
+/// servers send longer texts).
+const MAX_REPLY_LINE: usize = 2048;
+/// Most lines in one multi-line reply (an EHLO reply has a few dozen).
+const MAX_REPLY_LINES: usize = 100;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -94,28 +99,48 @@ struct Conn {
 }
 
 impl Conn {
+    /// Reads one reply, its lines bounded as they are read: a remote server
+    /// is as untrusted as a client, so neither a line without an end nor an
+    /// endless multi-line reply nor a trickle of bytes can hold us.
     async fn read_reply(
         &mut self,
         timeout: Duration,
     ) -> std::result::Result<(Reply, Vec<String>), SessionError> {
+        // The timeout covers the whole reply, not each read.
+        tokio::time::timeout(timeout, self.read_reply_lines())
+            .await
+            .map_err(|_| SessionError::Network("timed out waiting for the server".into()))?
+    }
+
+    async fn read_reply_lines(
+        &mut self,
+    ) -> std::result::Result<(Reply, Vec<String>), SessionError> {
         let mut lines = Vec::new();
         loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(timeout, self.stream.read_line(&mut line))
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err(SessionError::Network(
+                    "the server's reply has too many lines".into(),
+                ));
+            }
+            let mut bytes = Vec::new();
+            // One octet over the bound tells a line that is too long from
+            // one that just fits.
+            let n = (&mut self.stream)
+                .take(MAX_REPLY_LINE as u64 + 1)
+                .read_until(b'\n', &mut bytes)
                 .await
-                .map_err(|_| SessionError::Network("timed out waiting for the server".into()))?
                 .map_err(|e| SessionError::Network(format!("read failed: {e}")))?;
             if n == 0 {
                 return Err(SessionError::Network(
                     "the server closed the connection".into(),
                 ));
             }
-            if line.len() > 2048 || lines.len() > 100 {
+            if bytes.len() > MAX_REPLY_LINE {
                 return Err(SessionError::Network(
                     "the server's reply is too long".into(),
                 ));
             }
-            let line = line.trim_end().to_string();
+            let line = String::from_utf8_lossy(&bytes).trim_end().to_string();
             let code = line
                 .get(..3)
                 .and_then(|c| c.parse::<u16>().ok())
@@ -376,6 +401,100 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn conn_to(server: tokio::io::DuplexStream) -> Conn {
+        Conn {
+            stream: BufReader::new(Box::new(server)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_line_without_end_is_refused_once_it_is_too_long() {
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        // A hostile server: one line of 16 MiB, never ended, and the
+        // connection held open.
+        tokio::spawn(async move {
+            let _ = theirs.write_all(b"220 ").await;
+            let block = vec![b'x'; 64 * 1024];
+            for _ in 0..256 {
+                if theirs.write_all(&block).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let mut conn = conn_to(ours);
+        let started = std::time::Instant::now();
+        let error = conn
+            .read_reply(Duration::from_secs(30))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error,
+            SessionError::Network("the server's reply is too long".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Nothing beyond the bound (and the reader's buffer) was read.
+        assert!(conn.stream.buffer().len() <= 8 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_endless_multiline_reply_is_refused() {
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            loop {
+                if theirs.write_all(b"250-more\r\n").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let error = conn_to(ours)
+            .read_reply(Duration::from_secs(30))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error,
+            SessionError::Network("the server's reply has too many lines".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trickled_reply_is_cut_off_at_the_reply_timeout() {
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            loop {
+                if theirs.write_all(b"2").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        let error = conn_to(ours)
+            .read_reply(Duration::from_millis(500))
+            .await
+            .expect_err("cut off");
+        assert_eq!(
+            error,
+            SessionError::Network("timed out waiting for the server".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_multiline_reply_is_read_whole() {
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        theirs
+            .write_all(b"250-mx.example greets you\r\n250-PIPELINING\r\n250 SIZE 1000\r\n")
+            .await
+            .expect("written");
+        let (reply, lines) = conn_to(ours)
+            .read_reply(Duration::from_secs(5))
+            .await
+            .expect("a reply");
+        assert_eq!(reply.code, 250);
+        assert_eq!(lines, ["mx.example greets you", "PIPELINING", "SIZE 1000"]);
+    }
 
     #[test]
     fn dot_stuffing() {
