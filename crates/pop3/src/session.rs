@@ -231,16 +231,15 @@ async fn login(
     password: &str,
 ) -> Flow {
     let ip = conn.peer().ip();
+    // The shared throttle waits for this IP's turn and delays failures.
     let account = match server
         .directory
-        .authenticate(login, password, Protocol::Pop3)
+        .login(ip, login, password, Protocol::Pop3)
         .await
     {
         Ok(account) => account,
         Err(AuthError::InvalidCredentials) => {
-            let delay = server.directory.throttle().record_failure(ip);
-            tracing::info!(%login, "POP3 login failed");
-            tokio::time::sleep(delay).await;
+            tracing::info!(login = ?login, "POP3 login failed");
             conn.write(b"-ERR [AUTH] invalid user name or password\r\n");
             return Flow::Continue;
         }
@@ -254,7 +253,6 @@ async fn login(
             return Flow::Continue;
         }
     };
-    server.directory.throttle().record_success(ip);
     tracing::Span::current().record("account", account.address.as_str());
     // RFC 1939 §8: the maildrop is locked against other POP3 sessions, on
     // every node sharing the store; IMAP is not affected.
