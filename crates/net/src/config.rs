@@ -39,6 +39,22 @@ pub struct ListenerConfig {
     /// absent, the protocol's own default (SMTP 300, POP3 600, IMAP 1800).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds a client that has not logged in yet may take to send each
+    /// command line, whole (a deadline per command, not per byte: trickling
+    /// one byte at a time does not extend it); when absent, the protocol's
+    /// own default (IMAP and POP3 60, SMTP 300 as RFC 5321 §4.5.3.2 sets).
+    #[serde(default)]
+    pub login_timeout_secs: Option<u64>,
+    /// Connections from one IP address that have not logged in (yet) at
+    /// once; more are refused like connections over `max_connections_per_ip`.
+    /// SMTP sessions on port 25 never log in and always count here.
+    #[serde(default = "default_max_unauthenticated_per_ip")]
+    pub max_unauthenticated_per_ip: usize,
+    /// Bad commands (syntax errors, unknown commands, commands in the wrong
+    /// state, over-long lines, failed logins) one session may send; the next
+    /// one gets a final error and the connection is closed.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
 }
 
 fn yes() -> bool {
@@ -53,6 +69,15 @@ fn default_max_connections_per_ip() -> usize {
     50
 }
 
+fn default_max_unauthenticated_per_ip() -> usize {
+    20
+}
+
+/// As Postfix's `smtpd_hard_error_limit`.
+fn default_max_errors() -> u32 {
+    20
+}
+
 impl ListenerConfig {
     pub fn new(addr: SocketAddr) -> ListenerConfig {
         ListenerConfig {
@@ -62,6 +87,9 @@ impl ListenerConfig {
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             idle_timeout_secs: None,
+            login_timeout_secs: None,
+            max_unauthenticated_per_ip: default_max_unauthenticated_per_ip(),
+            max_errors: default_max_errors(),
         }
     }
 
@@ -70,5 +98,14 @@ impl ListenerConfig {
         self.idle_timeout_secs
             .map(Duration::from_secs)
             .unwrap_or(protocol_default)
+    }
+
+    /// The login timeout; when none is configured, the protocol's default
+    /// or the idle timeout if that is shorter (a client that has not logged
+    /// in never gets longer than one that has).
+    pub fn login_timeout(&self, protocol_default: Duration, idle: Duration) -> Duration {
+        self.login_timeout_secs
+            .map(Duration::from_secs)
+            .unwrap_or(protocol_default.min(idle))
     }
 }

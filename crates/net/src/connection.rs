@@ -1,6 +1,7 @@
 //! One client connection: plaintext or TLS, with bounded reads and a write buffer.
 
-use crate::server::ListenerInfo;
+use crate::budget::MemoryBudget;
+use crate::server::{ListenerInfo, Slot};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -84,6 +85,15 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Time a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may take, before and after it logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For each command (and each read of a large body) once logged in.
+    pub idle: Duration,
+    /// For each command before the client logged in.
+    pub login: Duration,
+}
+
 /// A client connection as a protocol session sees it.
 pub struct Connection {
     stream: Stream,
@@ -93,7 +103,13 @@ pub struct Connection {
     peer: SocketAddr,
     local: SocketAddr,
     info: Arc<ListenerInfo>,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
+    authenticated: bool,
+    /// This connection's place in the listener's caps; `None` for a
+    /// connection made outside a listener's accept loop.
+    slot: Option<Slot>,
+    /// Bad commands so far; see [`Connection::record_error`].
+    errors: u32,
 }
 
 impl Connection {
@@ -101,7 +117,8 @@ impl Connection {
         tcp: TcpStream,
         peer: SocketAddr,
         info: Arc<ListenerInfo>,
-        idle_timeout: Duration,
+        timeouts: Timeouts,
+        slot: Slot,
     ) -> io::Result<Connection> {
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr()?;
@@ -128,16 +145,19 @@ impl Connection {
             peer,
             local,
             info,
-            idle_timeout,
+            timeouts,
+            authenticated: false,
+            slot: Some(slot),
+            errors: 0,
         })
     }
 
     /// Connects a session to an already-established stream (for tests of a
-    /// protocol over a local socket pair).
+    /// protocol over a local socket pair); no connection caps apply.
     pub fn from_tcp(
         tcp: TcpStream,
         info: Arc<ListenerInfo>,
-        idle_timeout: Duration,
+        timeouts: Timeouts,
     ) -> io::Result<Connection> {
         Ok(Connection {
             peer: tcp.peer_addr()?,
@@ -146,7 +166,10 @@ impl Connection {
             read_buf: Vec::new(),
             write_buf: Vec::new(),
             info,
-            idle_timeout,
+            timeouts,
+            authenticated: false,
+            slot: None,
+            errors: 0,
         })
     }
 
@@ -182,8 +205,43 @@ impl Connection {
         self.is_tls() || self.info.config.allow_plaintext_auth
     }
 
+    /// How long the client may take over its next command: the login
+    /// timeout until it logged in, the idle timeout after.
     pub fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
+        if self.authenticated {
+            self.timeouts.idle
+        } else {
+            self.timeouts.login
+        }
+    }
+
+    /// The client logged in: from now on the idle timeout applies, and the
+    /// connection no longer counts against the listener's
+    /// `max_unauthenticated_per_ip`.
+    pub fn set_authenticated(&mut self) {
+        self.authenticated = true;
+        if let Some(slot) = self.slot.as_mut() {
+            slot.authenticated();
+        }
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Counts one bad command (a syntax error, an unknown command, a command
+    /// in the wrong state, an over-long line, a failed login). True when the
+    /// session has reached the listener's `max_errors`: the protocol then
+    /// sends its final error and closes the connection.
+    pub fn record_error(&mut self) -> bool {
+        self.errors = self.errors.saturating_add(1);
+        self.errors >= self.info.config.max_errors
+    }
+
+    /// The server-wide budget for bytes buffered from clients: reserve
+    /// before reading anything large (a literal, a BDAT chunk, DATA).
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.info.budget
     }
 
     /// True when the client has sent bytes not yet consumed (pipelining).
@@ -197,6 +255,17 @@ impl Connection {
     /// an idle connection (thousands of them in IMAP IDLE) costs a few
     /// hundred bytes, not a read buffer each.
     async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
+        self.fill_until(tokio::time::Instant::now() + timeout, timeout)
+            .await
+    }
+
+    /// As [`Connection::fill`], giving up at `deadline`; `timeout` is what a
+    /// timeout error reports.
+    async fn fill_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<(), ReadError> {
         let shutdown = self.info.shutdown.clone();
         let read = std::future::poll_fn(|cx| {
             let mut chunk = [0u8; READ_CHUNK];
@@ -213,7 +282,7 @@ impl Connection {
         let read = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Err(ReadError::Shutdown),
-            read = tokio::time::timeout(timeout, read) => read,
+            read = tokio::time::timeout_at(deadline, read) => read,
         };
         match read {
             Err(_) => Err(ReadError::Timeout(timeout)),
@@ -232,17 +301,20 @@ impl Connection {
 
     /// Reads one line, returned with its line ending (`\n` or `\r\n`). A line
     /// longer than `max_len` (ending included) is read to its end and dropped,
-    /// and `TooLong` is returned, so the session can answer and go on.
+    /// and `TooLong` is returned, so the session can answer and go on. The
+    /// whole line must arrive within [`Connection::idle_timeout`]: a client
+    /// that trickles a byte at a time does not keep the session alive.
     pub async fn read_line(&mut self, max_len: usize) -> Result<Vec<u8>, ReadError> {
-        self.read_line_timeout(max_len, self.idle_timeout).await
+        self.read_line_timeout(max_len, self.idle_timeout()).await
     }
 
-    /// As [`Connection::read_line`], with a timeout other than the idle one.
+    /// As [`Connection::read_line`], with a timeout other than the session's.
     pub async fn read_line_timeout(
         &mut self,
         max_len: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, ReadError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut scanned = 0;
         loop {
             if let Some(pos) = self.read_buf[scanned..].iter().position(|b| *b == b'\n') {
@@ -261,7 +333,7 @@ impl Connection {
                 // Drop what we have and keep dropping until the end of the line.
                 self.read_buf.clear();
                 loop {
-                    self.fill(timeout).await?;
+                    self.fill_until(deadline, timeout).await?;
                     if let Some(pos) = self.read_buf.iter().position(|b| *b == b'\n') {
                         self.read_buf.drain(..=pos);
                         return Err(ReadError::TooLong(max_len));
@@ -269,14 +341,16 @@ impl Connection {
                     self.read_buf.clear();
                 }
             }
-            self.fill(timeout).await?;
+            self.fill_until(deadline, timeout).await?;
         }
     }
 
-    /// Reads exactly `len` bytes (IMAP literals, SMTP BDAT chunks).
+    /// Reads exactly `len` bytes (IMAP literals, SMTP BDAT chunks); each read
+    /// of the socket must bring something within the session's timeout. The
+    /// caller bounds `len` (and charges it to [`Connection::budget`]) first.
     pub async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, ReadError> {
         while self.read_buf.len() < len {
-            self.fill(self.idle_timeout).await?;
+            self.fill(self.idle_timeout()).await?;
         }
         let bytes = self.read_buf.drain(..len).collect();
         self.release_read_buffer();
@@ -286,7 +360,7 @@ impl Connection {
     /// Reads whatever is available (at least one byte), for streaming bodies.
     pub async fn read_some(&mut self) -> Result<Vec<u8>, ReadError> {
         if self.read_buf.is_empty() {
-            self.fill(self.idle_timeout).await?;
+            self.fill(self.idle_timeout()).await?;
         }
         Ok(std::mem::take(&mut self.read_buf))
     }
@@ -313,7 +387,8 @@ impl Connection {
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.write_buf.is_empty() {
             let buf = std::mem::take(&mut self.write_buf);
-            let result = tokio::time::timeout(self.idle_timeout, self.stream.write_all(&buf)).await;
+            let result =
+                tokio::time::timeout(self.timeouts.idle, self.stream.write_all(&buf)).await;
             match result {
                 Ok(r) => r?,
                 Err(_) => {

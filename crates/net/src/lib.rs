@@ -7,12 +7,14 @@
 //! discards any plaintext the client pipelined after STARTTLS/STLS so that it
 //! is never executed inside TLS.
 
+mod budget;
 mod config;
 mod connection;
 mod server;
 pub mod tls;
 
+pub use budget::{BudgetExceeded, MemoryBudget, Reservation};
 pub use config::{ListenerConfig, TlsMode};
-pub use connection::{Connection, ReadError};
+pub use connection::{Connection, ReadError, Timeouts};
 pub use server::{ConnectionLimits, Handler, LISTEN_BACKLOG, ListenerInfo, Slot, bind, serve};
 pub use tokio_util::sync::CancellationToken;

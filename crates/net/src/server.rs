@@ -1,8 +1,9 @@
 //! The accept loop: connection caps (total and per IP), one task per
 //! connection, graceful shutdown.
 
+use crate::budget::MemoryBudget;
 use crate::config::{ListenerConfig, TlsMode};
-use crate::connection::Connection;
+use crate::connection::{Connection, Timeouts};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -42,6 +43,12 @@ pub trait Handler: Send + Sync + 'static {
     fn protocol(&self) -> &'static str;
     /// How long a client may stay silent when the listener sets no timeout.
     fn default_idle_timeout(&self) -> Duration;
+    /// How long a client that has not logged in may take over each command
+    /// when the listener sets no timeout; the idle timeout unless the
+    /// protocol wants clients to authenticate sooner.
+    fn default_login_timeout(&self) -> Duration {
+        self.default_idle_timeout()
+    }
     /// The line sent (in clear, before any TLS) to a client refused because
     /// of a connection limit, e.g. `421 4.7.0 …\r\n` or `* BYE …\r\n`.
     fn too_many_connections(&self) -> &'static [u8];
@@ -58,21 +65,38 @@ pub struct ListenerInfo {
     /// `None` when no certificate is available (STARTTLS then not offered).
     pub tls: Option<TlsAcceptor>,
     pub shutdown: CancellationToken,
+    /// The server-wide budget for bytes buffered from clients, shared by
+    /// every listener.
+    pub budget: MemoryBudget,
 }
 
 #[derive(Default)]
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
+    unauthenticated_per_ip: HashMap<IpAddr, usize>,
 }
 
-/// Connection caps of one listener: in total and per client IP. Every
-/// listener (the mail protocols and HTTP) takes a [`Slot`] per connection.
+/// Takes one from a per-IP count, forgetting the IP at zero (the maps hold
+/// only addresses with connections open).
+fn decrement(map: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = map.get_mut(&ip) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(&ip);
+        }
+    }
+}
+
+/// Connection caps of one listener: in total, per client IP, and per client
+/// IP for connections not logged in. Every listener (the mail protocols and
+/// HTTP) takes a [`Slot`] per connection.
 #[derive(Clone)]
 pub struct ConnectionLimits {
     counts: Arc<Mutex<Counts>>,
     max_total: usize,
     max_per_ip: usize,
+    max_unauthenticated_per_ip: usize,
 }
 
 impl ConnectionLimits {
@@ -81,22 +105,29 @@ impl ConnectionLimits {
             counts: Arc::default(),
             max_total: config.max_connections,
             max_per_ip: config.max_connections_per_ip,
+            max_unauthenticated_per_ip: config.max_unauthenticated_per_ip,
         }
     }
 
-    /// A slot for a connection from `ip`, or `None` when a cap is reached.
-    /// The slot is given back when dropped.
+    /// A slot for a new (not yet logged in) connection from `ip`, or `None`
+    /// when a cap is reached. The slot is given back when dropped.
     pub fn admit(&self, ip: IpAddr) -> Option<Slot> {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if c.total >= self.max_total || from_ip >= self.max_per_ip {
+        let unauthenticated = c.unauthenticated_per_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= self.max_total
+            || from_ip >= self.max_per_ip
+            || unauthenticated >= self.max_unauthenticated_per_ip
+        {
             return None;
         }
         c.total += 1;
         *c.per_ip.entry(ip).or_default() += 1;
+        *c.unauthenticated_per_ip.entry(ip).or_default() += 1;
         Some(Slot {
             counts: Arc::clone(&self.counts),
             ip,
+            authenticated: false,
         })
     }
 }
@@ -105,17 +136,28 @@ impl ConnectionLimits {
 pub struct Slot {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
+    authenticated: bool,
+}
+
+impl Slot {
+    /// The client logged in: it no longer counts against
+    /// `max_unauthenticated_per_ip`.
+    pub fn authenticated(&mut self) {
+        if !self.authenticated {
+            self.authenticated = true;
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            decrement(&mut counts.unauthenticated_per_ip, self.ip);
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_ip.remove(&self.ip);
-            }
+        decrement(&mut counts.per_ip, self.ip);
+        if !self.authenticated {
+            decrement(&mut counts.unauthenticated_per_ip, self.ip);
         }
     }
 }
@@ -130,7 +172,13 @@ pub async fn serve<H: Handler>(
 ) {
     let limits = ConnectionLimits::new(&info.config);
     let tasks = TaskTracker::new();
-    let idle_timeout = info.config.idle_timeout(handler.default_idle_timeout());
+    let idle = info.config.idle_timeout(handler.default_idle_timeout());
+    let timeouts = Timeouts {
+        idle,
+        login: info
+            .config
+            .login_timeout(handler.default_login_timeout(), idle),
+    };
     loop {
         let accepted = tokio::select! {
             _ = info.shutdown.cancelled() => break,
@@ -165,12 +213,11 @@ pub async fn serve<H: Handler>(
         let span = tracing::info_span!("session", protocol = handler.protocol(), listener = %info.name, %peer, account = tracing::field::Empty);
         tasks.spawn(
             async move {
-                let _slot = slot;
                 let gauge =
                     metrics::gauge!("pillarbox_connections_open", "protocol" => handler.protocol());
                 gauge.increment(1.0);
                 let _open = scopeguard_open(gauge);
-                match Connection::accept(tcp, peer, info, idle_timeout).await {
+                match Connection::accept(tcp, peer, info, timeouts, slot).await {
                     Ok(connection) => {
                         tracing::debug!("connected");
                         // On the heap, not in the task: the task stays small

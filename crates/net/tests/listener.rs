@@ -42,6 +42,18 @@ impl Handler for Echo {
                         return;
                     }
                 }
+                Ok(line) if line == b"LOGIN\r\n" => {
+                    conn.set_authenticated();
+                    let _ = conn.send(b"OK\r\n").await;
+                }
+                Ok(line) if line == b"BAD\r\n" => {
+                    if conn.record_error() {
+                        let _ = conn.send(b"TOO MANY ERRORS\r\n").await;
+                        conn.close().await;
+                        return;
+                    }
+                    let _ = conn.send(b"ERR\r\n").await;
+                }
                 Ok(line) if line == b"QUIT\r\n" => {
                     let _ = conn.send(b"BYE\r\n").await;
                     conn.close().await;
@@ -94,6 +106,7 @@ async fn start(mode: TlsMode, tweak: impl FnOnce(&mut ListenerConfig)) -> Fixtur
         config,
         tls: Some(acceptor),
         shutdown: shutdown.clone(),
+        budget: pillarbox_net::MemoryBudget::new(64 << 20),
     });
     let server = tokio::spawn(serve(socket, info, Arc::new(Echo), Duration::from_secs(5)));
     Fixture {
@@ -171,6 +184,90 @@ async fn a_silent_client_times_out() {
     let mut reader = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
     line(&mut reader).await;
     assert_eq!(line(&mut reader).await, "TIMEOUT\r\n");
+}
+
+/// A client that sends one byte at a time never completes a command: the
+/// timeout is a deadline for the whole line, not a limit on each silence.
+#[tokio::test]
+async fn a_client_trickling_bytes_is_cut_off_at_the_login_deadline() {
+    let f = start(TlsMode::StartTls, |c| c.login_timeout_secs = Some(1)).await;
+    let mut reader = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    line(&mut reader).await;
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    // Up to 8 s of one byte every 200 ms (each gap well under the timeout).
+    for _ in 0..40 {
+        send(reader.get_mut(), b"x").await;
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(200), reader.read_line(&mut answer)).await
+        {
+            read.unwrap();
+            break;
+        }
+    }
+    assert_eq!(answer, "TIMEOUT\r\n", "the trickling client was cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cut off near the 1 s deadline, not after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn after_login_the_idle_timeout_applies_instead_of_the_login_timeout() {
+    let f = start(TlsMode::StartTls, |c| {
+        c.login_timeout_secs = Some(1);
+        c.idle_timeout_secs = Some(30);
+    })
+    .await;
+    let mut reader = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    line(&mut reader).await;
+    send(reader.get_mut(), b"LOGIN\r\n").await;
+    assert_eq!(line(&mut reader).await, "OK\r\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    send(reader.get_mut(), b"ping\r\n").await;
+    assert_eq!(line(&mut reader).await, "ECHO ping\r\n");
+}
+
+#[tokio::test]
+async fn connections_not_logged_in_are_capped_per_ip_and_a_login_frees_a_place() {
+    let f = start(TlsMode::StartTls, |c| c.max_unauthenticated_per_ip = 2).await;
+    let mut first = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    assert_eq!(line(&mut first).await, "HELLO\r\n");
+    let mut second = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    assert_eq!(line(&mut second).await, "HELLO\r\n");
+    let mut third = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    assert_eq!(line(&mut third).await, "BUSY\r\n");
+    send(first.get_mut(), b"LOGIN\r\n").await;
+    assert_eq!(line(&mut first).await, "OK\r\n");
+    let mut fourth = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    assert_eq!(
+        line(&mut fourth).await,
+        "HELLO\r\n",
+        "a logged-in connection no longer counts"
+    );
+    // The logged-in one still counts against the cap on all connections.
+    drop(second);
+    drop(fourth);
+}
+
+#[tokio::test]
+async fn a_session_is_closed_after_max_errors_bad_commands() {
+    let f = start(TlsMode::StartTls, |c| c.max_errors = 3).await;
+    let mut reader = BufReader::new(TcpStream::connect(f.addr).await.unwrap());
+    line(&mut reader).await;
+    send(reader.get_mut(), b"BAD\r\nBAD\r\nBAD\r\nping\r\n").await;
+    assert_eq!(line(&mut reader).await, "ERR\r\n");
+    assert_eq!(line(&mut reader).await, "ERR\r\n");
+    assert_eq!(line(&mut reader).await, "TOO MANY ERRORS\r\n");
+    let mut rest = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut rest))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answering: {rest:?}"
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,27 @@ pub struct Config {
     /// an IP's next attempt waits up to `max_delay_secs` (10) after failures;
     /// at most `max_tracked` (100000) IPs and accounts are remembered.
     pub auth: pillarbox_directory::ThrottleConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: server-wide bounds that no number of connections can exceed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// MiB the server may hold at once of what clients send and the server
+    /// has not stored yet (SMTP DATA and BDAT, IMAP literals), over all
+    /// connections. Past it, large reads wait a few seconds and then get a
+    /// temporary error (SMTP 451/452 4.3.1, IMAP NO [LIMIT]); the client
+    /// retries later.
+    pub memory_budget_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            memory_budget_mib: 256,
+        }
+    }
 }
 
 /// `[metrics]`: what `/metrics` on the HTTP listener shows.
@@ -143,6 +164,7 @@ impl Default for Config {
             lab: Default::default(),
             metrics: Default::default(),
             auth: Default::default(),
+            limits: Default::default(),
         }
     }
 }

@@ -158,6 +158,8 @@ pub async fn start_with_verifier(
 
     let mut addrs = BTreeMap::new();
     let mut listeners = JoinSet::new();
+    // One budget for what clients send, shared by every listener.
+    let budget = pillarbox_net::MemoryBudget::new(config.limits.memory_budget_mib << 20);
     let mut http_socket: Option<(TcpListener, pillarbox_net::ListenerConfig)> = None;
     for (name, listener_config) in &config.listener {
         if !listener_config.enabled {
@@ -186,6 +188,7 @@ pub async fn start_with_verifier(
             config: listener_config.clone(),
             tls: Some(tls.clone()),
             shutdown: shutdown.clone(),
+            budget: budget.clone(),
         });
         match name.as_str() {
             "smtp" | "submission" | "submissions" => spawn(&mut listeners, socket, info, &smtp),

@@ -53,6 +53,13 @@ impl Handler for Server {
         b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
     }
 
+    /// A client that has not logged in gets a minute for each command: a
+    /// real client logs in at once, and a silent or trickling one would
+    /// hold a connection slot for the whole idle timeout.
+    fn default_login_timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
     async fn handle(&self, connection: Connection) {
         session::run(self, connection).await;
     }

@@ -37,7 +37,7 @@ pub struct Args {
     /// IDLE clients (idle-fanout).
     #[arg(long, default_value_t = 5000)]
     pub clients: usize,
-    /// Use these messages (e.g. `python3 ../shared/bench/make_mbox.py bench.mbox 10000`).
+    /// Use these messages (e.g. `python3 xtask/bench/make_mbox.py bench.mbox 10000`).
     #[arg(long)]
     pub mbox: Option<PathBuf>,
     /// Talk to a running server instead of starting one (loopback only):

@@ -129,6 +129,20 @@ impl Server {
                 "PILLARBOX_LISTENER__IMAP__MAX_CONNECTIONS".into(),
                 "100000".into(),
             ),
+            // Every bench client comes from 127.0.0.1, thousands of them
+            // connecting before they log in (idle-fanout's login storm).
+            (
+                "PILLARBOX_LISTENER__IMAP__MAX_UNAUTHENTICATED_PER_IP".into(),
+                "100000".into(),
+            ),
+            (
+                "PILLARBOX_LISTENER__SMTP__MAX_UNAUTHENTICATED_PER_IP".into(),
+                "10000".into(),
+            ),
+            (
+                "PILLARBOX_LISTENER__POP3__MAX_UNAUTHENTICATED_PER_IP".into(),
+                "10000".into(),
+            ),
             (
                 "PILLARBOX_LISTENER__SMTP__MAX_CONNECTIONS_PER_IP".into(),
                 "10000".into(),
