@@ -219,3 +219,88 @@ async fn guessing_through_user_pass_is_throttled_per_ip() {
     assert_eq!(store_snapshot(&ts, &[ALICE]).await, before);
     Arc::into_inner(ts).unwrap().stop().await;
 }
+
+#[tokio::test]
+async fn a_session_ends_after_too_many_bad_commands() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    for backend in backends() {
+        let ts = server(backend, |c| {
+            if let Some(pop3) = c.listener.get_mut("pop3") {
+                pop3.max_errors = 5;
+            }
+        })
+        .await;
+        let before = store_snapshot(&ts, &[ALICE]).await;
+        let mut c = connect(&ts, ip(66)).await;
+        // Garbage, a wrong state, a long line, a failed login: all count.
+        for line in [
+            "XYZZY",
+            "STAT",
+            &"L".repeat(300),
+            "USER nobody@example.test",
+        ] {
+            c.send_line(line).await;
+            assert!(
+                c.read_line()
+                    .await
+                    .starts_with(if line.starts_with("USER") {
+                        "+OK"
+                    } else {
+                        "-ERR"
+                    })
+            );
+        }
+        c.send_line("PASS wrong").await;
+        let answer = c.try_read_line(Duration::from_secs(30)).await.unwrap();
+        assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+        // The fifth bad command is answered, then the final answer.
+        c.send_line("XYZZY").await;
+        assert!(c.read_line().await.starts_with("-ERR unknown command"));
+        let last = c.read_line().await;
+        assert_eq!(last, "-ERR too many errors\r\n");
+        assert!(c.is_closed().await, "the session ended");
+        // Ten thousand garbage lines get at most the limit's answers.
+        let mut flood = connect(&ts, ip(67)).await;
+        flood.send(&b"garbage\r\n".repeat(10_000)).await;
+        let mut answers = 0;
+        while let Some(line) = flood.try_read_line(Duration::from_secs(5)).await {
+            assert!(line.starts_with("-ERR"), "{line}");
+            answers += 1;
+        }
+        assert_eq!(answers, 6, "five errors, then the final answer");
+        still_serves(&ts, &before, ip(68)).await;
+        ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_bytes_before_login_is_cut_off_at_the_login_deadline() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let ts = server(Backend::Sqlite, |c| {
+        if let Some(pop3) = c.listener.get_mut("pop3") {
+            pop3.login_timeout_secs = Some(2);
+        }
+    })
+    .await;
+    let before = store_snapshot(&ts, &[ALICE]).await;
+    let mut c = connect(&ts, ip(69)).await;
+    let started = std::time::Instant::now();
+    // One byte every 500 ms: never a whole line within 2 s.
+    let mut closed = false;
+    for byte in b"USER alice@example.test".iter().cycle().take(60) {
+        c.send(&[*byte]).await;
+        if let Some(line) = c.try_read_line(Duration::from_millis(500)).await {
+            assert!(line.starts_with("-ERR"), "{line}");
+            closed = c.is_closed().await;
+            break;
+        }
+    }
+    assert!(closed, "the trickling client was disconnected");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "held for {:?}",
+        started.elapsed()
+    );
+    still_serves(&ts, &before, ip(70)).await;
+    ts.stop().await;
+}

@@ -444,6 +444,8 @@ impl Session<'_> {
             Ok(account) => {
                 tracing::Span::current().record("account", account.address.as_str());
                 tracing::info!("IMAP login");
+                // The idle timeout from now on; no longer counted as not logged in.
+                self.conn.set_authenticated();
                 self.account = Some(account);
                 Done::Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
             }

@@ -127,6 +127,8 @@ pub(crate) async fn auth(
         Ok(account) => {
             tracing::Span::current().record("account", account.address.as_str());
             s.authenticated = Some(account);
+            // The idle timeout from now on; no longer counted as not logged in.
+            conn.set_authenticated();
             reply(conn, 235, "2.7.0", "authentication successful");
         }
         Err(AuthError::InvalidCredentials) => {
