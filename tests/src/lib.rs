@@ -365,6 +365,14 @@ impl LineClient {
         }
     }
 
+    /// Connects from a chosen loopback source address (127.0.0.2 …), so a
+    /// test can act as several client IPs.
+    pub async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> LineClient {
+        LineClient {
+            stream: BufReader::new(Box::new(tcp_from(source, addr).await)),
+        }
+    }
+
     pub async fn connect_tls(addr: SocketAddr, connector: &TlsConnector) -> LineClient {
         let tcp = TcpStream::connect(addr).await.expect("connects");
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("valid name");
@@ -438,6 +446,15 @@ impl LineClient {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `source`.
+pub async fn tcp_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("binds the source address");
+    socket.connect(addr).await.expect("connects")
 }
 
 /// Runs a real client program (swaks, fetchmail, python3 …) with a 60 s time

@@ -2,8 +2,11 @@
 
 use crate::accounts::{ACCOUNT_COLUMNS, AccountRow, account_from_row};
 use crate::address::normalize_address;
+use crate::throttle::{Admission, account_key};
 use crate::{Account, AuthError, Directory, DirectoryError, Protocol, Recipient, password};
 use pillarbox_store::{AccountId, with_pool};
+use std::net::IpAddr;
+use std::time::Instant;
 
 /// An account row followed by its password hash.
 type LoginRow = (
@@ -20,9 +23,77 @@ type LoginRow = (
 );
 
 impl Directory {
+    /// A login from `ip`, through the shared throttle: every protocol (and
+    /// the lab's HTTP login) calls this. It waits for the IP's turn, then
+    /// checks the password as [`Directory::authenticate`] does. An attempt on
+    /// a locked account, or from an IP penalised for longer than the longest
+    /// delay, fails exactly as a wrong password does (same error, and a
+    /// locked account still costs a password hash), so neither the lockout
+    /// nor the account's existence shows in the answer. A failure is answered
+    /// after the IP's current delay.
+    pub async fn login(
+        &self,
+        ip: IpAddr,
+        login: &str,
+        password: &str,
+        protocol: Protocol,
+    ) -> Result<Account, AuthError> {
+        let key = account_key(login);
+        let throttle = self.throttle();
+        let longest = std::time::Duration::from_secs(throttle.config().max_delay_secs);
+        let asked = Instant::now();
+        // Held until the answer: it counts among the IP's checks in progress.
+        let attempt = loop {
+            let attempt = throttle.admit_at(ip, &key, Instant::now());
+            if attempt.admission != Admission::Busy || asked.elapsed() >= longest {
+                break attempt;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let start = attempt.start;
+        match attempt.admission {
+            Admission::Refused | Admission::Busy => {
+                metrics::counter!("pillarbox_logins_refused_total").increment(1);
+                tokio::time::sleep(longest.saturating_sub(asked.elapsed())).await;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Admission::Locked => {
+                tokio::time::sleep_until(start.into()).await;
+                // The same work as a real check, so a lockout takes as long.
+                let _ = password::verify(password, None).await;
+                let (delay, _) = throttle.record_failure_at(ip, &key, Instant::now());
+                tracing::info!(login = ?key, %ip, "login refused: the account is locked");
+                tokio::time::sleep(delay).await;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Admission::Check => tokio::time::sleep_until(start.into()).await,
+        }
+        let result = self.authenticate(login, password, protocol).await;
+        match &result {
+            // The password was right (the protocol may still be off).
+            Ok(_) | Err(AuthError::ProtocolDisabled(_)) => throttle.record_success(ip, &key),
+            Err(AuthError::InvalidCredentials) => {
+                let (delay, locked) = throttle.record_failure_at(ip, &key, Instant::now());
+                if locked {
+                    tracing::warn!(
+                        account = ?key,
+                        %ip,
+                        lockout_secs = throttle.config().lockout_secs,
+                        "account locked after repeated failed logins"
+                    );
+                    metrics::counter!("pillarbox_account_lockouts_total").increment(1);
+                }
+                tokio::time::sleep(delay).await;
+            }
+            Err(AuthError::Temporary(_)) => {}
+        }
+        result
+    }
+
     /// Checks a login (the account address, case-insensitive) and password
     /// (argon2id, off the async runtime) for a protocol. Unknown users cost
-    /// the same time as wrong passwords and get the same answer.
+    /// the same time as wrong passwords and get the same answer. Not
+    /// throttled: servers call [`Directory::login`].
     pub async fn authenticate(
         &self,
         login: &str,

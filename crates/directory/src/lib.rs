@@ -18,7 +18,7 @@ pub use address::{normalize_address, normalize_domain};
 #[derive(Clone)]
 pub struct Directory {
     store: Store,
-    /// Failed logins per IP, shared by every protocol using this directory.
+    /// Failed logins per IP and per account, shared by every way to log in.
     throttle: std::sync::Arc<LoginThrottle>,
     /// Count logins and deliveries per account in `/metrics` (off by
     /// default: account names are then never in the metrics).
@@ -135,7 +135,7 @@ pub enum DirectoryError {
     Store(#[from] pillarbox_store::StoreError),
 }
 
-pub use throttle::LoginThrottle;
+pub use throttle::{Admission, LoginThrottle, ThrottleConfig, account_key};
 
 impl Directory {
     pub fn new(store: Store) -> Directory {
@@ -144,6 +144,13 @@ impl Directory {
             throttle: Default::default(),
             account_metrics: false,
         }
+    }
+
+    /// As configured by `[auth]`: a new login throttle with these limits
+    /// (call before the directory is cloned: clones share one throttle).
+    pub fn with_throttle(mut self, config: ThrottleConfig) -> Directory {
+        self.throttle = std::sync::Arc::new(LoginThrottle::new(config));
+        self
     }
 
     /// As configured by `[metrics] account_labels`: per-account counters.
@@ -162,7 +169,8 @@ impl Directory {
     }
 
     /// The failed-login counter every protocol of this server shares, so a
-    /// guesser cannot switch from POP3 to SMTP to dodge the delay.
+    /// guesser cannot switch from POP3 to SMTP to dodge the delay. Logins
+    /// go through it by [`Directory::login`].
     pub fn throttle(&self) -> &LoginThrottle {
         &self.throttle
     }

@@ -451,18 +451,18 @@ impl Session<'_> {
     async fn login(&mut self, user: &str, password: &str) -> Done {
         let ip = self.conn.peer().ip();
         let directory = &self.server.directory;
-        match directory.authenticate(user, password, Protocol::Imap).await {
+        // The shared throttle waits for this IP's turn and delays failures.
+        match directory.login(ip, user, password, Protocol::Imap).await {
             Ok(account) => {
-                directory.throttle().record_success(ip);
                 tracing::Span::current().record("account", account.address.as_str());
                 tracing::info!("IMAP login");
+                // The idle timeout from now on; no longer counted as not logged in.
+                self.conn.set_authenticated();
                 self.account = Some(account);
                 Done::Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
             }
             Err(AuthError::InvalidCredentials) => {
-                let delay = directory.throttle().record_failure(ip);
-                tracing::info!(login = %user, "IMAP login failed");
-                tokio::time::sleep(delay).await;
+                tracing::info!(login = ?user, "IMAP login failed");
                 Done::No("[AUTHENTICATIONFAILED] Invalid user name or password".into())
             }
             Err(AuthError::ProtocolDisabled(_)) => Done::No(

@@ -193,8 +193,11 @@ pub(crate) fn zone_line(selector: &str, domain: &str, value: &str) -> String {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Import an mbox file (mboxo or mboxrd) into one folder.
+    /// Import an mbox file (mboxo or mboxrd) into one folder, or a directory
+    /// written by `pillarbox export --format mbox` into the folders it names.
     Mbox {
+        /// An mbox file, or a directory of `*.mbox` files (then `--folder`
+        /// is not used: each file's path names its folder).
         file: std::path::PathBuf,
         /// The account that receives the messages.
         #[arg(long)]
@@ -254,13 +257,17 @@ pub async fn import(store: &Store, command: ImportCommand) -> anyhow::Result<()>
             dry_run,
         } => {
             let account = account_of(store, &to).await?;
-            let reader = std::io::BufReader::with_capacity(
-                1 << 20,
-                std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))?,
-            );
             let mut importer = crate::import::Importer::new(store, account, dry_run);
-            crate::import::mbox::import(&mut importer, reader, &folder).await?;
+            if file.is_dir() {
+                crate::import::mbox::import_tree(&mut importer, &file).await?;
+            } else {
+                let reader = std::io::BufReader::with_capacity(
+                    1 << 20,
+                    std::fs::File::open(&file)
+                        .with_context(|| format!("cannot open {}", file.display()))?,
+                );
+                crate::import::mbox::import(&mut importer, reader, &folder).await?;
+            }
             (importer.finish().await?, dry_run)
         }
         ImportCommand::Imap {

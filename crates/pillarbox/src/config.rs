@@ -26,6 +26,12 @@ pub struct Config {
     pub imap: pillarbox_imap::Config,
     pub lab: LabConfig,
     pub metrics: MetricsConfig,
+    /// `[auth]`: one login throttle for every protocol and the lab, per IP
+    /// and per account: `max_failures_per_account` (10) failures within
+    /// `failure_window_secs` (900) lock an account for `lockout_secs` (900);
+    /// an IP's next attempt waits up to `max_delay_secs` (10) after failures;
+    /// at most `max_tracked` (100000) IPs and accounts are remembered.
+    pub auth: pillarbox_directory::ThrottleConfig,
     pub limits: LimitsConfig,
 }
 
@@ -157,6 +163,7 @@ impl Default for Config {
             imap: Default::default(),
             lab: Default::default(),
             metrics: Default::default(),
+            auth: Default::default(),
             limits: Default::default(),
         }
     }

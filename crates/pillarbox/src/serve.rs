@@ -130,8 +130,9 @@ pub async fn start_with_verifier(
     crate::http::init_metrics();
     pillarbox_net::tls::install_crypto_provider();
     let store = open_store(&config).await?;
-    let directory =
-        Directory::new(store.clone()).with_account_metrics(config.metrics.account_labels);
+    let directory = Directory::new(store.clone())
+        .with_throttle(config.auth.clone())
+        .with_account_metrics(config.metrics.account_labels);
     let tls = tls_acceptor(&config)?;
     let shutdown = CancellationToken::new();
 
@@ -203,6 +204,7 @@ pub async fn start_with_verifier(
     if let Some((socket, http_config)) = http_socket {
         let state = Arc::new(crate::http::HttpState {
             store: store.clone(),
+            directory: directory.clone(),
             config: config.clone(),
             addrs: addrs.clone(),
             lab: config.lab.enabled.then(|| {

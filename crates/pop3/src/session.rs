@@ -32,9 +32,11 @@ pub async fn run(server: &Server, mut conn: Connection) {
         let line = match conn.read_line(MAX_LINE).await {
             Ok(line) => line,
             Err(ReadError::TooLong(_)) => {
-                let _ = conn
-                    .send(b"-ERR line too long: commands are at most 255 octets\r\n")
-                    .await;
+                conn.write(b"-ERR line too long: commands are at most 255 octets\r\n");
+                if too_many_errors(&mut conn) {
+                    break;
+                }
+                let _ = conn.flush().await;
                 continue;
             }
             Err(ReadError::Timeout(_)) => {
@@ -55,6 +57,9 @@ pub async fn run(server: &Server, mut conn: Connection) {
         let is_auth = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"AUTH");
         if line.len() > MAX_COMMAND_LINE && !is_auth {
             conn.write(b"-ERR line too long: commands are at most 255 octets\r\n");
+            if too_many_errors(&mut conn) {
+                break;
+            }
             let _ = flush_unless_pipelined(&mut conn).await;
             continue;
         }
@@ -62,6 +67,9 @@ pub async fn run(server: &Server, mut conn: Connection) {
             Ok(command) => command,
             Err(error) => {
                 conn.write(format!("-ERR {}\r\n", error.0).as_bytes());
+                if too_many_errors(&mut conn) {
+                    break;
+                }
                 let _ = flush_unless_pipelined(&mut conn).await;
                 continue;
             }
@@ -69,6 +77,11 @@ pub async fn run(server: &Server, mut conn: Connection) {
         // Boxed: between commands the session holds only what reading needs.
         match Box::pin(step(server, &mut conn, &mut state, command)).await {
             Flow::Continue => {}
+            Flow::Error => {
+                if too_many_errors(&mut conn) {
+                    break;
+                }
+            }
             Flow::Close => break,
         }
         if flush_unless_pipelined(&mut conn).await.is_err() {
@@ -89,8 +102,21 @@ async fn flush_unless_pipelined(conn: &mut Connection) -> std::io::Result<()> {
     }
 }
 
+/// Counts a bad command (syntax error, unknown command, wrong state, line
+/// too long, failed login); at the listener's `max_errors`, queues the final
+/// answer: the session then ends, as Postfix ends one after 20 errors.
+fn too_many_errors(conn: &mut Connection) -> bool {
+    let over = conn.record_error();
+    if over {
+        conn.write(b"-ERR too many errors\r\n");
+    }
+    over
+}
+
 enum Flow {
     Continue,
+    /// The command was refused as a bad command (counted towards `max_errors`).
+    Error,
     Close,
 }
 
@@ -144,7 +170,7 @@ async fn step(server: &Server, conn: &mut Connection, state: &mut State, command
         (State::Authorization { user }, Command::Pass(password)) => {
             let Some(name) = user.take() else {
                 conn.write(b"-ERR send USER first\r\n");
-                return Flow::Continue;
+                return Flow::Error;
             };
             if !conn.plaintext_auth_allowed() {
                 conn.write(
@@ -161,7 +187,7 @@ async fn step(server: &Server, conn: &mut Connection, state: &mut State, command
             };
             if mechanism != "PLAIN" {
                 conn.write(b"-ERR unsupported mechanism: use AUTH PLAIN\r\n");
-                return Flow::Continue;
+                return Flow::Error;
             }
             if !conn.plaintext_auth_allowed() {
                 conn.write(
@@ -190,18 +216,20 @@ async fn step(server: &Server, conn: &mut Connection, state: &mut State, command
                 conn.write(
                     b"-ERR malformed AUTH PLAIN response: send base64 of \\0user\\0password\r\n",
                 );
-                return Flow::Continue;
+                return Flow::Error;
             };
             return login(server, conn, state, &login_name, &password).await;
         }
         (State::Authorization { .. }, _) => {
             conn.write(b"-ERR not logged in yet: use USER and PASS, or AUTH PLAIN\r\n");
+            return Flow::Error;
         }
         (
             State::Transaction { .. },
             Command::User(_) | Command::Pass(_) | Command::Auth { .. } | Command::Stls,
         ) => {
             conn.write(b"-ERR already logged in\r\n");
+            return Flow::Error;
         }
         (State::Transaction { maildrop: drop, .. }, command) => {
             return transaction(server, conn, drop, command).await;
@@ -231,18 +259,17 @@ async fn login(
     password: &str,
 ) -> Flow {
     let ip = conn.peer().ip();
+    // The shared throttle waits for this IP's turn and delays failures.
     let account = match server
         .directory
-        .authenticate(login, password, Protocol::Pop3)
+        .login(ip, login, password, Protocol::Pop3)
         .await
     {
         Ok(account) => account,
         Err(AuthError::InvalidCredentials) => {
-            let delay = server.directory.throttle().record_failure(ip);
-            tracing::info!(%login, "POP3 login failed");
-            tokio::time::sleep(delay).await;
+            tracing::info!(login = ?login, "POP3 login failed");
             conn.write(b"-ERR [AUTH] invalid user name or password\r\n");
-            return Flow::Continue;
+            return Flow::Error;
         }
         Err(AuthError::ProtocolDisabled(_)) => {
             conn.write(b"-ERR [AUTH] POP3 access is disabled for this account\r\n");
@@ -254,8 +281,10 @@ async fn login(
             return Flow::Continue;
         }
     };
-    server.directory.throttle().record_success(ip);
     tracing::Span::current().record("account", account.address.as_str());
+    // From here on the idle timeout applies, and the connection no longer
+    // counts among its IP's connections not logged in.
+    conn.set_authenticated();
     // RFC 1939 §8: the maildrop is locked against other POP3 sessions, on
     // every node sharing the store; IMAP is not affected.
     let guard = match server.store.try_lock_account("pop3", account.id).await {

@@ -1,5 +1,5 @@
 //! AUTH (RFC 4954): PLAIN and LOGIN, only inside TLS unless the listener
-//! allows plaintext; failures delayed through the shared login throttle.
+//! allows plaintext; every attempt goes through the shared login throttle.
 
 use crate::Server;
 use crate::command::MAX_COMMAND_LINE;
@@ -118,21 +118,21 @@ pub(crate) async fn auth(
         }
     };
     let ip = conn.peer().ip();
+    // The shared throttle waits for this IP's turn and delays failures.
     match server
         .directory
-        .authenticate(&login, &password, Protocol::Submission)
+        .login(ip, &login, &password, Protocol::Submission)
         .await
     {
         Ok(account) => {
-            server.directory.throttle().record_success(ip);
             tracing::Span::current().record("account", account.address.as_str());
             s.authenticated = Some(account);
+            // The idle timeout from now on; no longer counted as not logged in.
+            conn.set_authenticated();
             reply(conn, 235, "2.7.0", "authentication successful");
         }
         Err(AuthError::InvalidCredentials) => {
-            let delay = server.directory.throttle().record_failure(ip);
-            tracing::info!(%login, "SMTP AUTH failed");
-            tokio::time::sleep(delay).await;
+            tracing::info!(login = ?login, "SMTP AUTH failed");
             reply(conn, 535, "5.7.8", "authentication credentials invalid");
         }
         Err(AuthError::ProtocolDisabled(_)) => reply(

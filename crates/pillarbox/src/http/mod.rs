@@ -23,6 +23,8 @@ use tracing::Instrument;
 /// What the handlers need.
 pub struct HttpState {
     pub store: Store,
+    /// The server's account service: logins go through its shared throttle.
+    pub directory: pillarbox_directory::Directory,
     pub config: Config,
     /// Bound address of every listener (the protocol ones are advertised).
     pub addrs: BTreeMap<String, SocketAddr>,
@@ -132,7 +134,12 @@ pub async fn serve(
         };
         metrics::counter!("pillarbox_connections_total", "protocol" => "http", "listener" => "http")
             .increment(1);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The client's address, for handlers that log in (the shared throttle
+        // counts per IP).
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(timeout)

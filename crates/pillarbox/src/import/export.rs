@@ -2,10 +2,11 @@
 //! flags in `Status:`/`X-Status:`) or as a Maildir++ tree (flags in the
 //! `:2,` suffix, keywords in `dovecot-keywords`). Both import back.
 
+use super::names;
 use anyhow::Context;
 use pillarbox_store::{AccountId, MessageEntry, Store, SystemFlag, UidRange};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn asctime(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -42,19 +43,42 @@ fn status_headers(m: &MessageEntry) -> String {
 }
 
 /// Writes the account's folders under `dir`; returns messages written.
+/// Every file goes inside `dir`, whatever the mailbox names are: they are
+/// mapped as [`super::names`] describes, all of them before anything is
+/// written, so a name that cannot be mapped stops the export at once.
 pub async fn export(
     store: &Store,
     account: AccountId,
     format: &str,
     dir: &Path,
 ) -> anyhow::Result<u64> {
+    let mailboxes = store.list_mailboxes(account).await?;
+    let mut places = Vec::with_capacity(mailboxes.len());
+    let mut seen = std::collections::HashSet::new();
+    for mailbox in &mailboxes {
+        let place = match format {
+            "mbox" => names::mbox_path(&mailbox.name)?,
+            _ => match names::maildir_folder(&mailbox.name)? {
+                Some(folder) => PathBuf::from(folder),
+                None => PathBuf::new(),
+            },
+        };
+        // The mapping is one-to-one; this holds it to that.
+        if !seen.insert(place.clone()) {
+            anyhow::bail!(
+                "mailboxes map to the same file {}: rename one and export again",
+                place.display()
+            );
+        }
+        places.push(place);
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut written = 0;
-    for mailbox in store.list_mailboxes(account).await? {
+    for (mailbox, place) in mailboxes.iter().zip(places) {
         let messages = store.messages(mailbox.id, UidRange::all()).await?;
         match format {
             "mbox" => {
-                let path = dir.join(format!("{}.mbox", mailbox.name));
+                let path = dir.join(place);
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
@@ -86,11 +110,7 @@ pub async fn export(
                 out.flush()?;
             }
             _ => {
-                let folder = if mailbox.name == "INBOX" {
-                    dir.to_path_buf()
-                } else {
-                    dir.join(format!(".{}", mailbox.name.replace('/', ".")))
-                };
+                let folder = dir.join(place);
                 for sub in ["cur", "new", "tmp"] {
                     std::fs::create_dir_all(folder.join(sub))?;
                 }

@@ -2,7 +2,7 @@
 //! folders (`.Sent`, `.Projects.2024`), flags from the `:2,` suffix and
 //! keywords from Dovecot's `dovecot-keywords` file.
 
-use super::Importer;
+use super::{Importer, names};
 use anyhow::Context;
 use pillarbox_store::{Flags, SystemFlag};
 use std::path::Path;
@@ -60,9 +60,15 @@ async fn import_folder(
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
             continue;
         };
-        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        names.sort();
-        for path in names {
+        // Regular files only: a symbolic link in a Maildir from elsewhere
+        // must not make import read a file outside it.
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for path in files {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -112,16 +118,21 @@ pub async fn import(importer: &mut Importer<'_>, root: &Path) -> anyhow::Result<
         );
     }
     import_folder(importer, root, "INBOX").await?;
-    let mut folders: Vec<_> = std::fs::read_dir(root)
+    // Folders are real directories directly under the root (a symbolic link
+    // could lead anywhere), named as `pillarbox export` names them.
+    let mut folders: Vec<(String, String)> = std::fs::read_dir(root)
         .with_context(|| format!("cannot read {}", root.display()))?
         .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n.len() > 1 && n != "..")
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let file_name = e.file_name().to_str()?.to_string();
+            let mailbox = names::mailbox_of_maildir_folder(&file_name)?;
+            Some((file_name, mailbox))
+        })
         .collect();
     folders.sort();
-    for name in folders {
-        let folder = name[1..].replace('.', "/");
-        import_folder(importer, &root.join(&name), &folder).await?;
+    for (file_name, mailbox) in folders {
+        import_folder(importer, &root.join(&file_name), &mailbox).await?;
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! mbox import (mboxo and mboxrd quoting), streamed line by line.
 
-use super::{Importer, asctime};
+use super::{Importer, asctime, names};
+use anyhow::Context;
 use pillarbox_store::{Flags, SystemFlag};
 use std::io::BufRead;
+use std::path::Path;
 
 /// Flags from the `Status:` / `X-Status:` headers mail programs write (and
 /// `pillarbox export` writes); those two header lines are removed again.
@@ -103,4 +105,50 @@ async fn finish(
     }
     let flags = take_status(&mut message);
     importer.add(target, message, flags, date).await
+}
+
+/// Deepest directory level read under an mbox tree (a mailbox name of 1000
+/// octets has at most 500 levels).
+const MAX_TREE_DEPTH: usize = 500;
+
+/// Imports a directory as `pillarbox export --format mbox` writes it: each
+/// `*.mbox` file under `root` into the mailbox its path names (see
+/// [`super::names`]). Only real files and directories inside `root` are
+/// read: symbolic links are skipped, so nothing outside it is.
+pub async fn import_tree(importer: &mut Importer<'_>, root: &Path) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    // Iterative, with a depth bound: the tree's shape is the input's.
+    let mut pending = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && depth < MAX_TREE_DEPTH {
+                pending.push((entry.path(), depth + 1));
+            } else if kind.is_file() {
+                let path = entry.path();
+                let Ok(relative) = path.strip_prefix(root) else {
+                    continue;
+                };
+                if let Some(mailbox) = names::mailbox_of_mbox(relative) {
+                    files.push((mailbox, path));
+                }
+            }
+        }
+    }
+    files.sort();
+    for (mailbox, path) in files {
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        import(
+            importer,
+            std::io::BufReader::with_capacity(1 << 20, file),
+            &mailbox,
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod imap;
 pub mod maildir;
 pub mod mbox;
+pub mod names;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pillarbox_store::{AccountId, Flags, MailboxId, NewMessage, SpecialUse, Store, Target, blob};

@@ -8,7 +8,7 @@ mod session;
 
 use crate::http::HttpState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use session::Transcript;
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 const PAGE: &str = include_str!("lab.html");
@@ -63,15 +64,20 @@ fn problem(status: StatusCode, text: &str) -> Response {
 }
 
 /// The account the page acts on: the demo account, or the one whose
-/// credentials the browser sent (HTTP Basic; the account's own password).
-async fn who(s: &HttpState, headers: &HeaderMap) -> Result<(Account, String), Response> {
+/// credentials the browser sent (HTTP Basic; the account's own password),
+/// checked through the login throttle every protocol shares.
+async fn who(
+    s: &HttpState,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(Account, String), Response> {
     let Some(lab) = &s.lab else {
         return Err(problem(
             StatusCode::NOT_FOUND,
             "the lab is not enabled on this server ([lab] enabled = true)",
         ));
     };
-    let directory = Directory::new(s.store.clone());
+    let directory = &s.directory;
     let (address, password) = match &lab.demo {
         // Throw-away mode asks for no login: look the account up instead of
         // verifying its configured password (an argon2id hash) on every
@@ -108,7 +114,7 @@ async fn who(s: &HttpState, headers: &HeaderMap) -> Result<(Account, String), Re
         }
     };
     match directory
-        .authenticate(&address, &password, Protocol::Imap)
+        .login(peer.ip(), &address, &password, Protocol::Imap)
         .await
     {
         Ok(account) => Ok((account, password)),
@@ -121,8 +127,12 @@ async fn who(s: &HttpState, headers: &HeaderMap) -> Result<(Account, String), Re
     }
 }
 
-async fn page(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    if let Err(response) = who(&s, &headers).await {
+async fn page(
+    State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = who(&s, peer, &headers).await {
         return response;
     }
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
@@ -136,8 +146,12 @@ fn flag_names(flags: &pillarbox_store::Flags) -> Vec<String> {
         .collect()
 }
 
-async fn state(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let (account, _) = match who(&s, &headers).await {
+async fn state(
+    State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, _) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -237,8 +251,12 @@ async fn snapshot(s: &HttpState, account: &Account) -> anyhow::Result<serde_json
     }))
 }
 
-async fn events(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    let (account, _) = match who(&s, &headers).await {
+async fn events(
+    State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, _) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -304,10 +322,11 @@ struct SendForm {
 
 async fn send(
     State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(form): Json<SendForm>,
 ) -> Response {
-    let (account, _) = match who(&s, &headers).await {
+    let (account, _) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -363,10 +382,11 @@ struct Pop3Form {
 
 async fn pop3(
     State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(form): Json<Pop3Form>,
 ) -> Response {
-    let (account, password) = match who(&s, &headers).await {
+    let (account, password) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -484,10 +504,11 @@ fn inbox() -> String {
 
 async fn imap(
     State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(form): Json<ImapForm>,
 ) -> Response {
-    let (account, password) = match who(&s, &headers).await {
+    let (account, password) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -560,10 +581,11 @@ struct PolicyForm {
 
 async fn policy(
     State(s): State<Arc<HttpState>>,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(form): Json<PolicyForm>,
 ) -> Response {
-    let (account, _) = match who(&s, &headers).await {
+    let (account, _) = match who(&s, peer, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
     };
