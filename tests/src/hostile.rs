@@ -15,18 +15,38 @@ pub fn rss_kib() -> u64 {
 }
 
 /// Remembers the memory in use before an attack; [`RssBound::check`] fails
-/// the test when it grew by more than the bound.
+/// the test when it grew by more than the bound. Resident memory is the
+/// whole test process's, so the tests of one file that measure it take turns:
+/// a bound is held from [`RssBound::new`] until it is dropped, and another
+/// test's `new` waits meanwhile (each test runs on its own thread and
+/// runtime, so waiting blocks only that test).
 pub struct RssBound {
     before_kib: u64,
     bound_kib: u64,
+    /// `None` when this thread already held the turn (a bound inside a bound).
+    turn: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    static HOLDS_TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl RssBound {
     /// The attack may make the process grow by at most `bound_mib` MiB.
     pub fn new(bound_mib: u64) -> RssBound {
+        // A test that failed while measuring leaves the lock poisoned; the
+        // next one may still measure.
+        let turn = (!HOLDS_TURN.get()).then(|| {
+            let turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+            HOLDS_TURN.set(true);
+            turn
+        });
         RssBound {
             before_kib: rss_kib(),
             bound_kib: bound_mib * 1024,
+            turn,
         }
     }
 
@@ -40,6 +60,14 @@ impl RssBound {
             self.before_kib,
             self.bound_kib
         );
+    }
+}
+
+impl Drop for RssBound {
+    fn drop(&mut self) {
+        if self.turn.take().is_some() {
+            HOLDS_TURN.set(false);
+        }
     }
 }
 

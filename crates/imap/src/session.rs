@@ -145,11 +145,6 @@ impl Session<'_> {
             );
             Box::pin(self.send_updates(allow_expunge)).await;
         }
-        if self.account.is_some() && !self.conn.is_authenticated() {
-            // Logged in: the idle timeout applies from now on, and the
-            // connection leaves the per-IP cap on unauthenticated ones.
-            self.conn.set_authenticated();
-        }
         // A command in the wrong state, unknown or malformed, and a failed
         // login count towards the session's error limit.
         let bad = matches!(&done, Done::Bad(_))

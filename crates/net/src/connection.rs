@@ -355,10 +355,22 @@ impl Connection {
     /// of the socket must bring something within the session's timeout. The
     /// caller bounds `len` (and charges it to [`Connection::budget`]) first.
     pub async fn read_exact(&mut self, len: usize) -> Result<Vec<u8>, ReadError> {
+        // Room for the whole literal plus one socket read past it, once, so
+        // the buffer is not doubled as it grows (up to twice what the
+        // caller charged to the memory budget).
+        let wanted = len.saturating_add(READ_CHUNK);
+        if self.read_buf.capacity() < wanted {
+            self.read_buf
+                .reserve_exact(wanted.saturating_sub(self.read_buf.len()));
+        }
         while self.read_buf.len() < len {
             self.fill(self.idle_timeout()).await?;
         }
-        let bytes = self.read_buf.drain(..len).collect();
+        // The literal keeps the buffer it arrived in; only what the client
+        // sent after it (at most one socket read) is copied out, so a large
+        // literal is never held twice.
+        let rest = self.read_buf.split_off(len);
+        let bytes = std::mem::replace(&mut self.read_buf, rest);
         self.release_read_buffer();
         Ok(bytes)
     }

@@ -64,11 +64,11 @@ impl Session {
 }
 
 /// Queues a reply. A reply that refuses a bad command (RFC 5321 §4.2.2:
-/// 500–504 syntax and sequence errors, 530 authentication required) counts
-/// against the session's `max_errors`.
+/// 500–504 syntax and sequence errors, 530 authentication required) or a
+/// failed login (RFC 4954 §6: 535) counts against the session's `max_errors`.
 pub(crate) fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str) {
     conn.write(format!("{code} {enhanced} {text}\r\n").as_bytes());
-    if matches!(code, 500..=504 | 530) {
+    if matches!(code, 500..=504 | 530 | 535) {
         conn.record_error();
     }
 }
@@ -141,11 +141,6 @@ pub async fn run(server: &Server, mut conn: Connection) {
             || quit
         {
             break;
-        }
-        // A login through AUTH: from now on the idle timeout applies, and the
-        // connection leaves the per-IP count of clients not logged in.
-        if session.authenticated.is_some() && !conn.is_authenticated() {
-            conn.set_authenticated();
         }
         if too_many_errors(server, &mut conn).await
             || flush_unless_pipelined(&mut conn).await.is_err()
