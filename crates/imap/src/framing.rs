@@ -14,7 +14,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Largest literal outside APPEND (user names, passwords, search strings).
 pub const MAX_OTHER_LITERAL: u64 = 64 * 1024;
 /// Literals in one command, at most.
-const MAX_LITERALS: usize = 64;
+pub const MAX_LITERALS: usize = 64;
 
 /// What the client sent.
 pub enum Frame {
@@ -35,7 +35,7 @@ pub enum Frame {
 }
 
 /// A literal announced at the end of a line: `{N}`, `{N+}`, `{N-}`, `~{N}`.
-fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
     let line = line.strip_suffix(b"\n")?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = line.strip_suffix(b"}")?;
@@ -54,7 +54,7 @@ fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
 }
 
 /// Whether the command (its first line) is APPEND.
-fn is_append(first_line: &[u8]) -> bool {
+pub(crate) fn is_append(first_line: &[u8]) -> bool {
     let mut words = first_line.split(|b| *b == b' ');
     words.next();
     words
