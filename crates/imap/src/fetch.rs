@@ -332,7 +332,11 @@ pub(crate) fn find_part<'a>(root: &'a BodyPart, path: &[u32]) -> Option<&'a Body
     Some(current)
 }
 
-fn section_bytes(bytes: &[u8], meta: &MessageMeta, section: &Section) -> Option<Vec<u8>> {
+pub(crate) fn section_bytes(
+    bytes: &[u8],
+    meta: &MessageMeta,
+    section: &Section,
+) -> Option<Vec<u8>> {
     // The header block and body of the message the section text applies to.
     let (header, body): ((usize, usize), (usize, usize)) = if section.part.is_empty() {
         let b = &meta.body;
@@ -412,7 +416,11 @@ fn header_fields(header: &[u8], names: &[String], wanted: bool) -> Vec<u8> {
 
 /// BINARY[part]: the part's body with its content transfer encoding undone.
 /// `Ok(None)` for a part that does not exist, `Err` for an unknown encoding.
-fn binary(bytes: &[u8], meta: &MessageMeta, part: &[u32]) -> Result<Option<Vec<u8>>, ()> {
+pub(crate) fn binary(
+    bytes: &[u8],
+    meta: &MessageMeta,
+    part: &[u32],
+) -> Result<Option<Vec<u8>>, ()> {
     if part.is_empty() {
         return Ok(Some(bytes.to_vec()));
     }

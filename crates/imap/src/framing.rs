@@ -95,7 +95,7 @@ pub enum Frame {
 }
 
 /// A literal announced at the end of a line: `{N}`, `{N+}`, `{N-}`, `~{N}`.
-fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
     let line = line.strip_suffix(b"\n")?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = line.strip_suffix(b"}")?;
@@ -114,7 +114,7 @@ fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
 }
 
 /// Whether the command (its first line) is APPEND.
-fn is_append(first_line: &[u8]) -> bool {
+pub(crate) fn is_append(first_line: &[u8]) -> bool {
     let mut words = first_line.split(|b| *b == b' ');
     words.next();
     words

@@ -10,6 +10,8 @@ mod commands;
 mod encode;
 mod fetch;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod idle;
 mod mailboxes;
 pub mod mutf7;

@@ -62,7 +62,7 @@ fn needs_text(key: &SearchKey) -> TextColumns {
 /// A condition the store can check on its own that every message matching
 /// `key` meets (`None`: none; every message has to be looked at). Only
 /// ASCII strings are handed down: the database folds ASCII case only.
-fn prefilter(key: &SearchKey) -> Option<TextFilter> {
+pub(crate) fn prefilter(key: &SearchKey) -> Option<TextFilter> {
     let ascii = |s: &str| (!s.is_empty() && s.is_ascii()).then(|| s.to_string());
     // A header line may be folded at any whitespace (RFC 5322 §2.2.3): only
     // the words of a header value are sure to appear as written.
@@ -210,6 +210,28 @@ impl Context<'_> {
             SearchKey::Smaller(n) => m.size < *n,
         }
     }
+}
+
+/// Whether message `m` (number `seq` in `selected`) matches `key`, given the
+/// texts the store keeps for it: SEARCH's own evaluation with nothing read
+/// from the store (the `imap_search` fuzz target's way in).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matches_texts(
+    selected: &Selected,
+    rev2: bool,
+    key: &SearchKey,
+    seq: u32,
+    m: &MessageEntry,
+    header: &str,
+    body: &str,
+    fields: &str,
+) -> bool {
+    let loaded = Loaded {
+        header: Some(header.to_string()),
+        body: Some(body.to_string()),
+        fields: Some(fields.to_string()),
+    };
+    Context { selected, rev2 }.matches(key, seq, m, &loaded)
 }
 
 async fn run_search(

@@ -34,15 +34,20 @@ pub fn flags_of(name: &str, keywords: &[String]) -> Flags {
 
 /// `dovecot-keywords`: lines of `INDEX NAME`.
 fn keywords(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("dovecot-keywords")).unwrap_or_default();
+    parse_keywords(&text)
+}
+
+/// The keywords of a `dovecot-keywords` file's text, indexed by letter
+/// (`a` is 0); 26 entries, empty where none is defined.
+pub fn parse_keywords(text: &str) -> Vec<String> {
     let mut out = vec![String::new(); 26];
-    if let Ok(text) = std::fs::read_to_string(dir.join("dovecot-keywords")) {
-        for line in text.lines() {
-            if let Some((i, name)) = line.split_once(' ')
-                && let Ok(i) = i.parse::<usize>()
-                && i < 26
-            {
-                out[i] = name.trim().to_string();
-            }
+    for line in text.lines() {
+        if let Some((i, name)) = line.split_once(' ')
+            && let Ok(i) = i.parse::<usize>()
+            && i < 26
+        {
+            out[i] = name.trim().to_string();
         }
     }
     out

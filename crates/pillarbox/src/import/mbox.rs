@@ -46,6 +46,83 @@ fn strip_header<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         .then(|| &line[name.len()..])
 }
 
+/// One message of an mbox: its bytes (CRLF line ends, quoting undone,
+/// `Status:` and `X-Status:` taken off), flags, and the date of its `From `
+/// line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub raw: Vec<u8>,
+    pub flags: Flags,
+    pub date: Option<i64>,
+}
+
+/// The messages of an mbox, read line by line: one message is in memory at
+/// a time, whatever the file's size.
+pub struct Messages<R> {
+    lines: std::io::Split<R>,
+    /// The message being read and the date of its `From ` line.
+    current: Option<(Vec<u8>, Option<i64>)>,
+}
+
+/// Reads the messages of the mbox `reader` (mboxo and mboxrd quoting).
+pub fn messages<R: BufRead>(reader: R) -> Messages<R> {
+    Messages {
+        lines: reader.split(b'\n'),
+        current: None,
+    }
+}
+
+impl<R: BufRead> Iterator for Messages<R> {
+    type Item = std::io::Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(line)) => line,
+                Some(Err(e)) => return Some(Err(e)),
+                None => return self.current.take().map(|(raw, date)| Ok(finish(raw, date))),
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if line.starts_with(b"From ") {
+                let date = std::str::from_utf8(&line[5..])
+                    .ok()
+                    .and_then(|rest| rest.split_once(' ').map(|(_, d)| d))
+                    .and_then(asctime);
+                if let Some((raw, date)) = self.current.replace((Vec::new(), date)) {
+                    return Some(Ok(finish(raw, date)));
+                }
+                continue;
+            }
+            let Some((message, _)) = self.current.as_mut() else {
+                continue;
+            };
+            // mboxrd: one level of `>` comes off `>From `, `>>From `, ...
+            let unquoted = if line.starts_with(b">")
+                && line
+                    .iter()
+                    .skip_while(|b| **b == b'>')
+                    .take(5)
+                    .eq(b"From ".iter())
+            {
+                &line[1..]
+            } else {
+                line
+            };
+            message.extend_from_slice(unquoted);
+            message.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+fn finish(mut raw: Vec<u8>, date: Option<i64>) -> Message {
+    // The blank line before the next `From ` line belongs to the mbox.
+    if raw.ends_with(b"\r\n\r\n") {
+        raw.truncate(raw.len() - 2);
+    }
+    let flags = take_status(&mut raw);
+    Message { raw, flags, date }
+}
+
 /// Imports every message of `reader` into `folder`.
 pub async fn import(
     importer: &mut Importer<'_>,
@@ -54,57 +131,13 @@ pub async fn import(
 ) -> anyhow::Result<()> {
     let target = importer.folder(folder).await?;
     importer.progress.set_prefix(folder.to_string());
-    let mut current: Option<(Vec<u8>, Option<i64>)> = None;
-    for line in reader.split(b'\n') {
-        let line = line?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if line.starts_with(b"From ") {
-            if let Some((message, date)) = current.take() {
-                finish(importer, target, message, date).await?;
-            }
-            let date = std::str::from_utf8(&line[5..])
-                .ok()
-                .and_then(|rest| rest.split_once(' ').map(|(_, d)| d))
-                .and_then(asctime);
-            current = Some((Vec::new(), date));
-            continue;
-        }
-        let Some((message, _)) = current.as_mut() else {
-            continue;
-        };
-        // mboxrd: one level of `>` comes off `>From `, `>>From `, ...
-        let unquoted = if line.starts_with(b">")
-            && line
-                .iter()
-                .skip_while(|b| **b == b'>')
-                .take(5)
-                .eq(b"From ".iter())
-        {
-            &line[1..]
-        } else {
-            line
-        };
-        message.extend_from_slice(unquoted);
-        message.extend_from_slice(b"\r\n");
-    }
-    if let Some((message, date)) = current.take() {
-        finish(importer, target, message, date).await?;
+    for message in messages(reader) {
+        let message = message?;
+        importer
+            .add(target, message.raw, message.flags, message.date)
+            .await?;
     }
     Ok(())
-}
-
-async fn finish(
-    importer: &mut Importer<'_>,
-    target: pillarbox_store::MailboxId,
-    mut message: Vec<u8>,
-    date: Option<i64>,
-) -> anyhow::Result<()> {
-    // The blank line before the next `From ` line belongs to the mbox.
-    if message.ends_with(b"\r\n\r\n") {
-        message.truncate(message.len() - 2);
-    }
-    let flags = take_status(&mut message);
-    importer.add(target, message, flags, date).await
 }
 
 /// Deepest directory level read under an mbox tree (a mailbox name of 1000
