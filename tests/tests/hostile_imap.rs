@@ -611,3 +611,25 @@ async fn a_client_trickling_before_login_is_cut_off() {
     still_serves(&ts, &before).await;
     ts.stop().await;
 }
+
+/// The server-wide memory budget: an APPEND larger than what the whole
+/// server may buffer is refused before `+`, so its bytes are never read, and
+/// the session and the server go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_over_the_server_memory_budget_is_refused_before_it_is_read() {
+    for backend in backends() {
+        let (ts, before) = server_with(backend, |c| c.limits.memory_budget_mib = 1).await;
+        let mut c = imaps(&ts).await;
+        c.send_line("a APPEND INBOX {2097152}").await;
+        let answer = c.read_line().await;
+        assert!(
+            answer.starts_with("a NO"),
+            "no '+' for a literal the budget cannot hold: {answer}"
+        );
+        // A message the budget holds is still taken.
+        let lines = cmd(&mut c, "b NOOP").await;
+        assert!(last(&lines).starts_with("b OK"), "{lines:?}");
+        still_serves(&ts, &before).await;
+        ts.stop().await;
+    }
+}

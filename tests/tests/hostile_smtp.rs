@@ -362,3 +362,36 @@ async fn smtp_client_trickling_a_command_is_cut_off_at_the_command_deadline() {
         ts.stop().await;
     }
 }
+
+/// The server-wide memory budget: a message larger than what the whole
+/// server may buffer is read to its end and refused with a temporary error
+/// (the client may retry later), nothing is stored, and the budget is whole
+/// again for the next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_message_over_the_server_memory_budget_gets_a_temporary_error() {
+    for backend in backends() {
+        let ts = start_one(backend, |c| c.limits.memory_budget_mib = 1).await;
+        let bob = store_snapshot(&ts, &["bob@example.test"]).await;
+        let mut c = mx_to_bob(&ts).await;
+        c.send_line("DATA").await;
+        expect(&mut c, "354 ").await;
+        let line = format!("{}\r\n", "y".repeat(998));
+        let mut body = b"Subject: too much at once\r\n\r\n".to_vec();
+        while body.len() < 2 * MIB {
+            body.extend_from_slice(line.as_bytes());
+        }
+        body.extend_from_slice(b".\r\n");
+        c.send(&body).await;
+        let answer = expect(&mut c, "452 ").await;
+        assert!(answer.contains("4.3.1"), "{answer}");
+        assert_eq!(
+            store_snapshot(&ts, &["bob@example.test"]).await,
+            bob,
+            "nothing stored"
+        );
+        c.send_line("QUIT").await;
+        expect(&mut c, "221 ").await;
+        serves_a_normal_submission(&ts, "a message over the memory budget").await;
+        ts.stop().await;
+    }
+}
