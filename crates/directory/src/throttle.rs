@@ -124,6 +124,19 @@ struct IpState {
     in_flight: u32,
 }
 
+impl IpState {
+    fn new(now: Instant) -> IpState {
+        IpState {
+            failures: 0,
+            last_failure: None,
+            next: now,
+            accounts: HashMap::new(),
+            last_seen: now,
+            in_flight: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AccountState {
     failures: u32,
@@ -265,14 +278,10 @@ impl LoginThrottle {
                 |s| s.last_seen,
             );
         }
-        let state = maps.ips.entry(ip_key(ip)).or_insert_with(|| IpState {
-            failures: 0,
-            last_failure: None,
-            next: now,
-            accounts: HashMap::new(),
-            last_seen: now,
-            in_flight: 0,
-        });
+        let state = maps
+            .ips
+            .entry(ip_key(ip))
+            .or_insert_with(|| IpState::new(now));
         state.last_seen = now;
         if state.last_failure.is_some_and(|t| now - t >= window) {
             state.failures = 0;
@@ -304,14 +313,10 @@ impl LoginThrottle {
         let max_tracked = self.config.max_tracked;
         let mut maps = self.lock();
         let delay = {
-            let state = maps.ips.entry(ip_key(ip)).or_insert_with(|| IpState {
-                failures: 0,
-                last_failure: None,
-                next: now,
-                accounts: HashMap::new(),
-                last_seen: now,
-                in_flight: 0,
-            });
+            let state = maps
+                .ips
+                .entry(ip_key(ip))
+                .or_insert_with(|| IpState::new(now));
             state.failures = state.failures.saturating_add(1);
             state.last_failure = Some(now);
             state.last_seen = now;

@@ -29,19 +29,8 @@ pub(crate) async fn bdat(
     let limit = server.config.max_message_size;
     let buffered = session.chunks.as_ref().map_or(0, Vec::len) as u64;
     if size > limit.saturating_sub(buffered) {
-        skip(conn, size)
-            .await
-            .map_err(|error| timed_out(conn, error))?;
-        // RFC 3030 §2: after an error reply the client sends no more chunks
-        // of this message; the transaction is over, its chunks dropped.
-        session.reset_transaction();
-        reply(
-            conn,
-            552,
-            "5.3.4",
-            &format!("message too big: the limit is {limit} octets"),
-        );
-        return Ok(());
+        let text = format!("message too big: the limit is {limit} octets");
+        return refuse(conn, session, size, 552, "5.3.4", &text).await;
     }
     // Charged to the server-wide budget before it is read: N connections
     // × max_message_size can never exceed `[limits] memory_budget_mib`.
@@ -52,17 +41,8 @@ pub(crate) async fn bdat(
         }),
     };
     if charged.is_err() {
-        skip(conn, size)
-            .await
-            .map_err(|error| timed_out(conn, error))?;
-        session.reset_transaction();
-        reply(
-            conn,
-            452,
-            "4.3.1",
-            "insufficient system storage for the message now, try again later",
-        );
-        return Ok(());
+        let text = "insufficient system storage for the message now, try again later";
+        return refuse(conn, session, size, 452, "4.3.1", text).await;
     }
     let chunks = session.chunks.get_or_insert_with(Vec::new);
     read_into(conn, size, chunks)
@@ -77,6 +57,25 @@ pub(crate) async fn bdat(
     crate::delivery::deliver(server, conn, session, envelope, raw).await;
     // The message is stored (or refused): its memory goes back to the budget.
     session.chunks_budget = None;
+    Ok(())
+}
+
+/// Drops the chunk as it streams past and ends the transaction with an
+/// error reply: RFC 3030 §2, after an error reply the client sends no more
+/// chunks of this message, so the chunks kept so far are dropped too.
+async fn refuse(
+    conn: &mut Connection,
+    session: &mut Session,
+    size: u64,
+    code: u16,
+    enhanced: &str,
+    text: &str,
+) -> Result<(), ()> {
+    skip(conn, size)
+        .await
+        .map_err(|error| timed_out(conn, error))?;
+    session.reset_transaction();
+    reply(conn, code, enhanced, text);
     Ok(())
 }
 
@@ -106,6 +105,9 @@ async fn read_into(
     size: u64,
     buffer: &mut Vec<u8>,
 ) -> Result<(), ReadError> {
+    // Grown once to its known size (charged to the memory budget), not by
+    // doubling, which could hold up to twice what was charged.
+    buffer.reserve_exact(usize::try_from(size).unwrap_or(0));
     let mut left = size;
     while left > 0 {
         let input = conn.read_some().await?;
