@@ -27,7 +27,26 @@ pub fn string(out: &mut Vec<u8>, value: &[u8], utf8: bool) {
     }
 }
 
+/// Appends a literal. RFC 9051 §4.3: a literal holds no NUL (only a
+/// literal8, RFC 3516, may), so a NUL in a header value or a message sent as
+/// BODY[…] goes out as 0x80, as Dovecot does: the size stays the one
+/// RFC822.SIZE and BODY[…]<partial> count with; BINARY keeps the octets.
 pub fn literal(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+    let start = out.len();
+    out.extend_from_slice(value);
+    if out[start..].contains(&0) {
+        for b in &mut out[start..] {
+            if *b == 0 {
+                *b = 0x80;
+            }
+        }
+    }
+}
+
+/// Appends a literal8 (RFC 3516 §4.2, `~{N}`), which may hold any octet.
+pub fn literal8(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(b'~');
     out.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
     out.extend_from_slice(value);
 }
@@ -267,6 +286,19 @@ fn extension(out: &mut Vec<u8>, part: &BodyPart, utf8: bool) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by the imap_fetch_encode fuzz target: a NUL in a header value
+    /// went out inside a plain literal, which the grammar forbids.
+    #[test]
+    fn a_plain_literal_never_carries_nul_but_a_literal8_keeps_it() {
+        let mut out = Vec::new();
+        string(&mut out, b"\0nul", false);
+        assert_eq!(out, b"{4}\r\n\x80nul");
+        let mut out = Vec::new();
+        literal8(&mut out, b"a\0b");
+        assert_eq!(out, b"~{3}\r\na\0b");
+    }
+
     use super::*;
 
     fn s(f: impl FnOnce(&mut Vec<u8>)) -> String {

@@ -198,10 +198,12 @@ impl Session<'_> {
                                     None => data,
                                 };
                                 out.push(b' ');
+                                // RFC 3516 §4.2: binary data with NUL goes in a literal8.
                                 if data.contains(&0) {
-                                    out.push(b'~');
+                                    encode::literal8(&mut out, &data);
+                                } else {
+                                    encode::literal(&mut out, &data);
                                 }
-                                encode::literal(&mut out, &data);
                             }
                             None => out.extend_from_slice(b" NIL"),
                         }

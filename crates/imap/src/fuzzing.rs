@@ -174,9 +174,10 @@ pub fn fetch_response(message: &[u8], utf8: bool) -> Vec<u8> {
                 out.extend_from_slice(format!(" BINARY[{name}] ").as_bytes());
                 // RFC 3516 §4.2: binary data with NUL goes in a literal8.
                 if data.contains(&0) {
-                    out.push(b'~');
+                    encode::literal8(&mut out, &data);
+                } else {
+                    encode::literal(&mut out, &data);
                 }
-                encode::literal(&mut out, &data);
                 out.extend_from_slice(format!(" BINARY.SIZE[{name}] {}", data.len()).as_bytes());
             }
             Ok(None) => out.extend_from_slice(format!(" BINARY[{name}] NIL").as_bytes()),

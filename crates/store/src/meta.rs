@@ -108,7 +108,7 @@ pub struct Parsed {
 /// words. SEARCH matches a field if either line of it matches.
 pub fn header_fields(header_text: &str) -> String {
     let mut fields: Vec<(String, String)> = Vec::new();
-    // Whether continuation lines belong to a field (not after a broken line).
+    // Whether continuation lines belong to a field (not before the first).
     let mut open = false;
     for line in header_text.split_inclusive('\n') {
         let content = line.trim_end_matches(['\r', '\n']);
@@ -118,11 +118,17 @@ pub fn header_fields(header_text: &str) -> String {
             }
             continue;
         }
-        open = false;
-        if let Some((name, value)) = content.split_once(':') {
-            fields.push((name.trim().to_ascii_lowercase(), value.to_string()));
-            open = true;
-        }
+        // A broken line (no colon) is kept as a field with no name, with
+        // its continuations: SEARCH TEXT reads the whole header block, and
+        // the store's prefilter on these fields must never drop a message
+        // that the exact check would match.
+        let (name, value) = content
+            .split_once(':')
+            .map_or((String::new(), content), |(name, value)| {
+                (name.trim().to_ascii_lowercase(), value)
+            });
+        fields.push((name, value.to_string()));
+        open = true;
     }
     let mut out = String::with_capacity(header_text.len() + 64);
     for (name, value) in &fields {
@@ -453,6 +459,18 @@ fn addresses_of(address: &mail_parser::Address<'_>) -> Vec<Address> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by the imap_search fuzz target: a header line without a colon
+    /// (and its continuations) was left out of the fields, so the store's
+    /// prefilter dropped messages that SEARCH TEXT matches in the header.
+    #[test]
+    fn header_lines_without_a_colon_stay_in_the_fields() {
+        let fields = header_fields("From: a@b\r\nbroken alpha line\r\n beta\r\nTo: c@d\r\n");
+        assert!(fields.contains("broken alpha line beta"), "{fields}");
+        assert!(fields.contains("from: a@b"), "{fields}");
+        assert!(fields.contains("to: c@d"), "{fields}");
+    }
+
     use super::*;
 
     #[test]

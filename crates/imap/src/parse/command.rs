@@ -365,7 +365,10 @@ fn command(c: &mut Cursor) -> PResult<Command> {
             Command::Id(id_params(c)?)
         }
         _ => {
-            return Err(ParseError::new(format!("unknown command {name}")));
+            // The client's word is echoed only in part: a reply line stays short.
+            let shown: String = name.chars().take(32).collect();
+            let more = if shown.len() < name.len() { "…" } else { "" };
+            return Err(ParseError::new(format!("unknown command {shown}{more}")));
         }
     };
     Ok(command)

@@ -120,6 +120,15 @@ fn rfc_9051_examples() {
     ));
 }
 
+/// Found by the imap_command fuzz target: the client's word was echoed
+/// whole, so a BAD line grew with whatever the client sent.
+#[test]
+fn an_unknown_command_is_echoed_only_in_part() {
+    let text = bad(&format!("a AUTH{}\r\n", "E".repeat(5000)));
+    assert!(text.starts_with("unknown command AUTHEEE"), "{text}");
+    assert!(text.chars().count() < 60, "{text}");
+}
+
 #[test]
 fn bad_commands_say_why() {
     assert!(bad("a FROB\r\n").contains("unknown command FROB"));

@@ -22,7 +22,10 @@ pub fn flags_of(name: &str, keywords: &[String]) -> Flags {
             'T' => flags.insert(SystemFlag::Deleted),
             'D' => flags.insert(SystemFlag::Draft),
             'a'..='z' => {
-                if let Some(k) = keywords.get((c as u8 - b'a') as usize) {
+                // A letter with no (valid) keyword defined sets nothing.
+                if let Some(k) = keywords.get((c as u8 - b'a') as usize)
+                    && !k.is_empty()
+                {
                     flags.insert_keyword(k);
                 }
             }
@@ -38,6 +41,16 @@ fn keywords(dir: &Path) -> Vec<String> {
     parse_keywords(&text)
 }
 
+/// Whether `name` is a keyword an IMAP client can read back: printable
+/// ASCII, no space, none of `(){%*"\]`, not starting with `\`.
+fn is_keyword_atom(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('\\')
+        && name
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b))
+}
+
 /// The keywords of a `dovecot-keywords` file's text, indexed by letter
 /// (`a` is 0); 26 entries, empty where none is defined.
 pub fn parse_keywords(text: &str) -> Vec<String> {
@@ -47,7 +60,12 @@ pub fn parse_keywords(text: &str) -> Vec<String> {
             && let Ok(i) = i.parse::<usize>()
             && i < 26
         {
-            out[i] = name.trim().to_string();
+            let name = name.trim();
+            // Only a name FETCH FLAGS can write back: an IMAP atom
+            // (RFC 9051 §9 flag-keyword), not a system flag.
+            if is_keyword_atom(name) {
+                out[i] = name.to_string();
+            }
         }
     }
     out
@@ -144,6 +162,18 @@ pub async fn import(importer: &mut Importer<'_>, root: &Path) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by the import_maildir fuzz target: a flag letter with no
+    /// keyword defined set the empty keyword, and a name with a space was
+    /// kept; FETCH FLAGS could not write either back.
+    #[test]
+    fn only_keywords_imap_can_write_back_are_imported() {
+        let keywords = parse_keywords("0 $Label1\n1 two words\n2 \\Seen\n3 ok]\n");
+        assert_eq!(keywords[0], "$Label1");
+        assert!(keywords[1..4].iter().all(String::is_empty), "{keywords:?}");
+        assert!(keywords[4..].iter().all(String::is_empty));
+    }
+
     use super::*;
 
     #[test]
