@@ -365,10 +365,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
             Command::Id(id_params(c)?)
         }
         _ => {
-            // The client's word is echoed only in part: a reply line stays short.
-            let shown: String = name.chars().take(32).collect();
-            let more = if shown.len() < name.len() { "…" } else { "" };
-            return Err(ParseError::new(format!("unknown command {shown}{more}")));
+            return Err(ParseError::new(format!("unknown command {name}")));
         }
     };
     Ok(command)

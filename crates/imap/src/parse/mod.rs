@@ -19,9 +19,18 @@ use crate::sequence::{MAX_RANGES, SeqBound, SequenceSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError(pub String);
 
+/// Longest `BAD` text, in characters: texts quote what the client sent
+/// (an unknown command or search key), and a reply line must not grow with it.
+const MAX_ERROR_TEXT: usize = 120;
+
 impl ParseError {
     pub(crate) fn new(text: impl Into<String>) -> ParseError {
-        ParseError(text.into())
+        let mut text = text.into();
+        if let Some((cut, _)) = text.char_indices().nth(MAX_ERROR_TEXT) {
+            text.truncate(cut);
+            text.push('…');
+        }
+        ParseError(text)
     }
 }
 
