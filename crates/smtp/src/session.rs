@@ -73,6 +73,12 @@ pub(crate) fn reply(conn: &mut Connection, code: u16, enhanced: &str, text: &str
     }
 }
 
+/// The text of a 552 5.3.4 refusal for a message over `max_message_size`
+/// (MAIL's SIZE, DATA and BDAT all say the same).
+pub(crate) fn too_big_text(limit: u64) -> String {
+    format!("message too big: the limit is {limit} octets")
+}
+
 /// Runs a session to its end.
 pub async fn run(server: &Server, mut conn: Connection) {
     let submission = conn.listener().name != "smtp";

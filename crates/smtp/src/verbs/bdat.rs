@@ -29,7 +29,7 @@ pub(crate) async fn bdat(
     let limit = server.config.max_message_size;
     let buffered = session.chunks.as_ref().map_or(0, Vec::len) as u64;
     if size > limit.saturating_sub(buffered) {
-        let text = format!("message too big: the limit is {limit} octets");
+        let text = crate::session::too_big_text(limit);
         return refuse(conn, session, size, 552, "5.3.4", &text).await;
     }
     // Charged to the server-wide budget before it is read: N connections

@@ -49,10 +49,7 @@ pub(crate) async fn data(
             conn,
             552,
             "5.3.4",
-            &format!(
-                "message too big: the limit is {} octets",
-                server.config.max_message_size
-            ),
+            &crate::session::too_big_text(server.config.max_message_size),
         ),
         Err(DataError::Read(ReadError::Timeout(_))) => {
             let _ = conn

@@ -57,10 +57,7 @@ pub(crate) async fn mail(
             conn,
             552,
             "5.3.4",
-            &format!(
-                "message too big: the limit is {} octets",
-                server.config.max_message_size
-            ),
+            &crate::session::too_big_text(server.config.max_message_size),
         );
         return;
     }
