@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 export RUSTC_BOOTSTRAP=1
-build=(--dev --sanitizer none)
+build=(--release --sanitizer none)
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list)
 fi
@@ -57,8 +57,8 @@ done
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "== crashes in: ${failed[*]}" >&2
-    echo "   reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --dev --sanitizer none TARGET fuzz/artifacts/TARGET/FILE" >&2
-    echo "   minimise:  RUSTC_BOOTSTRAP=1 cargo fuzz tmin --dev --sanitizer none TARGET fuzz/artifacts/TARGET/FILE" >&2
+    echo "   reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --release --sanitizer none TARGET fuzz/artifacts/TARGET/FILE" >&2
+    echo "   minimise:  RUSTC_BOOTSTRAP=1 cargo fuzz tmin --release --sanitizer none TARGET fuzz/artifacts/TARGET/FILE" >&2
     exit 1
 fi
 echo "== no crash in ${#targets[@]} targets" >&2

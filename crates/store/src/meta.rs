@@ -460,6 +460,17 @@ fn addresses_of(address: &mail_parser::Address<'_>) -> Vec<Address> {
 #[cfg(test)]
 mod tests {
 
+    /// Found by the imap_fetch_encode fuzz target: a message/rfc822 part
+    /// whose inner multipart is never closed reaches a debug_assert! inside
+    /// mail-parser. The workspace turns that crate's debug assertions off
+    /// (Cargo.toml), so every build parses it as the release build does.
+    #[test]
+    fn an_unclosed_nested_multipart_parses_without_a_panic() {
+        let raw = include_bytes!("../testdata/unclosed-nested-multipart.eml");
+        let parsed = parse(raw);
+        assert!(parsed.meta.body.is_multipart(), "{:?}", parsed.meta.body);
+    }
+
     /// Found by the imap_search fuzz target: a header line without a colon
     /// (and its continuations) was left out of the fields, so the store's
     /// prefilter dropped messages that SEARCH TEXT matches in the header.
