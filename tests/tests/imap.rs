@@ -297,7 +297,8 @@ async fn append_fetch_search_store() {
 
         let lines = cmd(&mut c, "a SELECT INBOX").await;
         assert!(
-            has(&lines, "* 3 EXISTS") && has(&lines, "* 0 RECENT"),
+            // Appended before any SELECT: recent for this first one.
+            has(&lines, "* 3 EXISTS") && has(&lines, "* 3 RECENT"),
             "{lines:?}"
         );
         assert!(
@@ -315,7 +316,7 @@ async fn append_fetch_search_store() {
         )
         .await;
         let expected = format!(
-            "* 1 FETCH (FLAGS (\\Seen $Work) INTERNALDATE \"08-Feb-1994 05:52:25 +0000\" RFC822.SIZE {} ENVELOPE (\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Lunch on Friday\" ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((NIL NIL \"alice\" \"example.test\")) NIL NIL NIL \"<lunch@remote.test>\") UID 1)\r\n",
+            "* 1 FETCH (FLAGS (\\Seen $Work \\Recent) INTERNALDATE \"08-Feb-1994 05:52:25 +0000\" RFC822.SIZE {} ENVELOPE (\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Lunch on Friday\" ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((\"Ann Example\" NIL \"ann\" \"remote.test\")) ((NIL NIL \"alice\" \"example.test\")) NIL NIL NIL \"<lunch@remote.test>\") UID 1)\r\n",
             PLAIN.len()
         );
         assert_eq!(lines[0], expected);
@@ -343,7 +344,7 @@ async fn append_fetch_search_store() {
             "{text}"
         );
         assert!(
-            text.contains("FLAGS (\\Seen)"),
+            text.contains("FLAGS (\\Seen \\Recent)"),
             "BODY[] sets \\Seen: {text}"
         );
         let lines = cmd(&mut c, "f UID FETCH 3 RFC822.HEADER").await;
@@ -416,14 +417,17 @@ async fn append_fetch_search_store() {
 
         // STORE: replace, add, remove, silent.
         let lines = cmd(&mut c, "p STORE 1 +FLAGS (\\Flagged)").await;
-        assert_eq!(lines[0], "* 1 FETCH (FLAGS (\\Seen \\Flagged $Work))\r\n");
+        assert_eq!(
+            lines[0],
+            "* 1 FETCH (FLAGS (\\Seen \\Flagged $Work \\Recent))\r\n"
+        );
         let lines = cmd(&mut c, "q UID STORE 1 -FLAGS.SILENT ($Work)").await;
         assert!(
             lines.len() == 1 && last(&lines).starts_with("q OK"),
             "{lines:?}"
         );
         let lines = cmd(&mut c, "r STORE 1 FLAGS (\\Deleted)").await;
-        assert_eq!(lines[0], "* 1 FETCH (FLAGS (\\Deleted))\r\n");
+        assert_eq!(lines[0], "* 1 FETCH (FLAGS (\\Deleted \\Recent))\r\n");
         let lines = cmd(&mut c, "s STORE 1 +FLAGS (\\Bogus)").await;
         assert!(last(&lines).starts_with("s BAD"), "{lines:?}");
 
@@ -482,11 +486,12 @@ async fn sessions_see_each_other() {
             lines[0], "* 1 FETCH (UID 1 FLAGS (\\Answered))\r\n",
             "{lines:?}"
         );
-        // A new message by A: B learns of it with EXISTS (and RECENT in rev1).
+        // A new message by A: B learns of it with EXISTS (and RECENT in
+        // rev1: 0, as A learnt of it first, RFC 3501 §2.3.2).
         append(&mut a, "INBOX", "()", PLAIN).await;
         let lines = cmd(&mut b, "b NOOP").await;
         assert!(
-            has(&lines, "* 3 EXISTS") && has(&lines, "* 1 RECENT"),
+            has(&lines, "* 3 EXISTS") && has(&lines, "* 0 RECENT"),
             "{lines:?}"
         );
         // An expunge by A: not during B's FETCH (RFC 9051 §7.5.1), then at NOOP.
@@ -509,7 +514,11 @@ async fn sessions_see_each_other() {
             "numbers shift after EXPUNGE: {lines:?}"
         );
         let lines = cmd(&mut a, "a NOOP").await;
-        assert!(has(&lines, "* 1 FETCH (UID 2 FLAGS (\\Seen))"), "{lines:?}");
+        // A selected first: its messages carry \Recent there.
+        assert!(
+            has(&lines, "* 1 FETCH (UID 2 FLAGS (\\Seen \\Recent))"),
+            "{lines:?}"
+        );
         ts.stop().await;
     }
 }

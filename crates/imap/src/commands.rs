@@ -49,9 +49,15 @@ impl Session<'_> {
             .store_flags(selected.mailbox.id, &uids, op, &flags, None)
             .await?;
         selected.apply(updates);
+        // A keyword new to this mailbox is announced (FLAGS, PERMANENTFLAGS)
+        // before any FETCH shows it, even when the FETCHes are silenced.
+        let mut out = Vec::new();
+        for index in &indexes {
+            let flags = selected.messages[*index].flags.clone();
+            selected.announce_keywords(&flags, &mut out);
+        }
         if !silent {
             // RFC 9051 §6.4.6: the flags of every message named, changed or not.
-            let mut out = Vec::new();
             for index in indexes {
                 let m = &selected.messages[index];
                 if selected.gone.contains(&m.uid) {
@@ -66,8 +72,8 @@ impl Session<'_> {
                 encode::flags(&mut out, &m.flags, recent);
                 out.extend_from_slice(b")\r\n");
             }
-            self.conn.write(&out);
         }
+        self.conn.write(&out);
         Ok(Done::Ok(format!(
             "{}STORE completed",
             if uid { "UID " } else { "" }

@@ -81,6 +81,8 @@ impl Session<'_> {
             }
         }
         let mut pending = 0usize;
+        // A message another session expunged, whose data is gone already.
+        let mut expunge_issued = false;
         // Metadata for a window of messages at a time, not one query each.
         let mut metas = std::collections::HashMap::new();
         for (position, index) in indexes.iter().copied().enumerate() {
@@ -100,18 +102,35 @@ impl Session<'_> {
             let meta = if needs_meta {
                 match metas.remove(&entry.message) {
                     Some(meta) => Some(meta),
-                    None => Some(store.message_meta(entry.message).await?),
+                    None => match store.message_meta(entry.message).await {
+                        Ok(meta) => Some(meta),
+                        Err(e) => {
+                            expunge_issued |=
+                                gone(&store, selected.mailbox.id, entry.uid, e).await?;
+                            continue;
+                        }
+                    },
                 }
             } else {
                 None
             };
             let bytes = if needs_bytes {
-                Some(store.message_bytes(entry.message).await?)
+                match store.message_bytes(entry.message).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        expunge_issued |= gone(&store, selected.mailbox.id, entry.uid, e).await?;
+                        continue;
+                    }
+                }
             } else {
                 None
             };
             let recent = !rev2 && selected.is_recent(entry.uid);
-            let mut out = format!("* {} FETCH (", index + 1).into_bytes();
+            let mut out = Vec::new();
+            if attrs.contains(&FetchAttr::Flags) || seen_now.contains(&entry.uid) {
+                selected.announce_keywords(&entry.flags, &mut out);
+            }
+            out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
             let mut first = true;
             let mut flags_sent = false;
             for attr in &attrs {
@@ -243,10 +262,33 @@ impl Session<'_> {
                     })?;
             }
         }
-        Ok(Done::Ok(format!(
-            "{}FETCH completed",
-            if uid { "UID " } else { "" }
-        )))
+        let verb = if uid { "UID FETCH" } else { "FETCH" };
+        if expunge_issued {
+            // RFC 2180 §4.1.2, RFC 5530: the rest was sent; NOOP brings the EXPUNGEs.
+            return Ok(Done::No(format!(
+                "[EXPUNGEISSUED] {verb}: some of the messages were expunged by another session; NOOP shows which"
+            )));
+        }
+        Ok(Done::Ok(format!("{verb} completed")))
+    }
+}
+
+/// After reading a message's data failed with `error`: `Ok(true)` when the
+/// message has left the mailbox meanwhile (expunged by another session, its
+/// data already removed), the error itself when it is still there.
+async fn gone(
+    store: &pillarbox_store::Store,
+    mailbox: pillarbox_store::MailboxId,
+    uid: pillarbox_store::Uid,
+    error: pillarbox_store::StoreError,
+) -> Result<bool> {
+    match error {
+        pillarbox_store::StoreError::BlobMissing(_)
+            if store.message(mailbox, uid).await?.is_none() =>
+        {
+            Ok(true)
+        }
+        error => Err(error),
     }
 }
 

@@ -109,7 +109,8 @@ pub fn search(
         messages: vec![entry.clone()],
         modseq: ModSeq(1),
         gone: BTreeSet::new(),
-        first_recent: Uid(7),
+        recent: vec![(Uid(7), Uid(8))],
+        keywords: BTreeSet::new(),
         saved: vec![Uid(7)],
         told_exists: 1,
     };

@@ -380,13 +380,16 @@ impl Session<'_> {
                 StatusItem::Size => format!("SIZE {}", counts.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mailbox.highest_modseq),
                 StatusItem::Recent => {
-                    // \Recent is per session here: only the selected mailbox has any.
-                    let recent = self
+                    // The selected mailbox: what this session holds as recent;
+                    // another: what no session has claimed yet (RFC 3501 §2.3.2).
+                    let recent = match self
                         .selected
                         .as_ref()
                         .filter(|s| s.mailbox.id == mailbox.id)
-                        .map(|s| s.recent_count())
-                        .unwrap_or(0);
+                    {
+                        Some(selected) => selected.recent_count() as u32,
+                        None => store.unclaimed_recent_count(mailbox.id).await?,
+                    };
                     format!("RECENT {recent}")
                 }
                 StatusItem::Deleted => {

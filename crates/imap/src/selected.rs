@@ -18,8 +18,12 @@ pub(crate) struct Selected {
     /// Expunged in the store, still numbered here until an EXPUNGE response
     /// may be sent (not during FETCH, STORE, SEARCH: RFC 9051 §7.5.1).
     pub gone: BTreeSet<Uid>,
-    /// Messages with a UID at or above this arrived during this session (`\Recent`).
-    pub first_recent: Uid,
+    /// UID ranges `[first, end)` recent in this session (`\Recent`, RFC 3501
+    /// §2.3.2): claimed from the store, so no other session has them.
+    pub recent: Vec<(Uid, Uid)>,
+    /// Keywords the client has been told of in a FLAGS response: a FETCH
+    /// may only show a keyword announced first (RFC 9051 §7.3.5).
+    pub keywords: BTreeSet<String>,
     /// The last `SEARCH RETURN (SAVE)` result (RFC 5182), as UIDs.
     pub saved: Vec<Uid>,
     /// The message count the client was last told (EXISTS minus EXPUNGEs since).
@@ -31,8 +35,22 @@ impl Selected {
         // Read the MODSEQ first: anything committed after it is found again by refresh.
         let current = store.mailbox_by_id(mailbox.id).await?;
         let messages = store.messages(mailbox.id, UidRange::all()).await?;
+        // SELECT takes the messages no session has seen as recent; EXAMINE
+        // shows them as recent but leaves them to the next SELECT (RFC 3501
+        // §6.3.2: EXAMINE must not make a message lose \Recent).
+        let recent = if read_only {
+            let (first, _) = store.recent_bounds(mailbox.id).await?;
+            vec![(first, current.uid_next)]
+        } else {
+            store.claim_recent(mailbox.id).await?.into_iter().collect()
+        };
+        let keywords = messages
+            .iter()
+            .flat_map(|m| m.flags.keywords().iter().cloned())
+            .collect();
         Ok(Selected {
-            first_recent: current.uid_next,
+            recent,
+            keywords,
             modseq: current.highest_modseq,
             mailbox: current,
             read_only,
@@ -48,7 +66,48 @@ impl Selected {
     }
 
     pub fn is_recent(&self, uid: Uid) -> bool {
-        uid >= self.first_recent
+        self.recent
+            .iter()
+            .any(|(first, end)| uid >= *first && uid < *end)
+    }
+
+    /// The flag list of this mailbox: the system flags and every keyword
+    /// announced so far, as FLAGS and PERMANENTFLAGS give it.
+    pub fn flag_list(&self) -> String {
+        let mut flags = encode::system_flag_list();
+        for keyword in &self.keywords {
+            flags.push(' ');
+            flags.push_str(keyword);
+        }
+        flags
+    }
+
+    /// Writes the FLAGS and PERMANENTFLAGS responses.
+    pub fn write_flags(&self, out: &mut Vec<u8>) {
+        let flags = self.flag_list();
+        out.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
+        if self.read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").as_bytes(),
+            );
+        }
+    }
+
+    /// Before a FETCH shows `flags`: announces, with FLAGS and
+    /// PERMANENTFLAGS, any keyword the client has not been told of yet.
+    pub fn announce_keywords(&mut self, flags: &pillarbox_store::Flags, out: &mut Vec<u8>) {
+        let mut new = false;
+        for keyword in flags.keywords() {
+            if !self.keywords.contains(keyword) {
+                self.keywords.insert(keyword.clone());
+                new = true;
+            }
+        }
+        if new {
+            self.write_flags(out);
+        }
     }
 
     pub fn recent_count(&self) -> usize {
@@ -157,11 +216,12 @@ impl Selected {
                 if self.gone.contains(&entry.uid) {
                     continue;
                 }
-                let known = &mut self.messages[seq as usize - 1];
-                if known.flags != entry.flags {
+                if self.messages[seq as usize - 1].flags != entry.flags {
+                    self.announce_keywords(&entry.flags, out);
+                    let known = &mut self.messages[seq as usize - 1];
                     known.flags = entry.flags.clone();
                     known.modseq = entry.modseq;
-                    let recent = !rev2 && entry.uid >= self.first_recent;
+                    let recent = !rev2 && self.is_recent(entry.uid);
                     out.extend_from_slice(
                         format!("* {seq} FETCH (UID {} FLAGS ", entry.uid).as_bytes(),
                     );
@@ -173,6 +233,13 @@ impl Selected {
             if added {
                 self.messages.sort_by_key(|m| m.uid);
                 self.messages.dedup_by_key(|m| m.uid);
+                // New arrivals are recent here if this session learns of
+                // them first; an EXAMINE session leaves them to a SELECT.
+                if !self.read_only
+                    && let Some(range) = store.claim_recent(self.mailbox.id).await?
+                {
+                    self.recent.push(range);
+                }
             }
         }
         if allow_expunge && !self.gone.is_empty() {
@@ -224,18 +291,9 @@ impl Session<'_> {
             )));
         };
         let selected = Selected::open(&self.server.store, mailbox, read_only).await?;
-        let mut keywords: BTreeSet<String> = BTreeSet::new();
-        for m in &selected.messages {
-            keywords.extend(m.flags.keywords().iter().cloned());
-        }
-        let mut flags = encode::system_flag_list();
-        for k in &keywords {
-            flags.push(' ');
-            flags.push_str(k);
-        }
         self.untagged(&format!("{} EXISTS", selected.exists()));
         if !self.rev2 {
-            self.untagged("0 RECENT");
+            self.untagged(&format!("{} RECENT", selected.recent_count()));
             if let Some(i) = selected
                 .messages
                 .iter()
@@ -252,14 +310,9 @@ impl Session<'_> {
             "OK [UIDNEXT {}] Predicted next UID",
             selected.mailbox.uid_next
         ));
-        self.untagged(&format!("FLAGS ({flags})"));
-        if read_only {
-            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-        } else {
-            self.untagged(&format!(
-                "OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted"
-            ));
-        }
+        let mut flags = Vec::new();
+        selected.write_flags(&mut flags);
+        self.conn.write(&flags);
         if self.rev2 {
             // RFC 9051 §6.3.2: the mailbox name as a LIST response.
             let mut line = b"* LIST () \"/\" ".to_vec();

@@ -21,6 +21,7 @@ pub mod meta;
 mod open;
 pub mod queue;
 mod quota;
+mod recent;
 mod search;
 mod types;
 
