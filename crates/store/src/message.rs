@@ -168,6 +168,10 @@ impl Store {
         let mut event = None;
         let updates = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
+            // The new flags are computed from the old: the mailbox row is
+            // locked before they are read, so two STOREs take turns and
+            // neither loses the other's change.
+            tx.lock_mailboxes(&[mailbox.0]).await?;
             let owner: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM mailboxes WHERE id = $1")
                 .bind(mailbox.0)
                 .fetch_optional(&mut *tx)
@@ -253,7 +257,8 @@ impl Store {
     }
 
     /// Removes messages from a mailbox, remembering each (UID, MODSEQ) for
-    /// QRESYNC. UIDs not present are ignored. Returns the UIDs expunged.
+    /// QRESYNC. UIDs not present are ignored (so are UIDs another session
+    /// expunged at the same moment). Returns the UIDs expunged.
     pub async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         let uids = sorted_uids(uids);
         let mut event = None;
@@ -314,6 +319,9 @@ impl Store {
             let Some((account, uid_validity)) = target else {
                 return Err(StoreError::MailboxIdNotFound(to));
             };
+            // Mailboxes, then the account, then (the expunge of a move) the
+            // message rows: the order every writer locks them in.
+            tx.lock_accounts(&[account]).await?;
             let mut sources: Vec<(i64, i64, i64, String, i64, i64)> = Vec::new();
             for chunk in uids.chunks(500) {
                 let list = crate::id_list(chunk.iter().map(|u| u.0));
