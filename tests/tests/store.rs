@@ -381,7 +381,9 @@ async fn small_messages_stay_in_the_database_and_large_ones_go_to_files() {
         ids.push(f.store.deliver(m, &[to(alice, &inbox)]).await.unwrap()[0].message);
     }
     assert_eq!(files(&blob_dir), 1, "only the large message has a file");
-    f.store.sweep_unreferenced().await.unwrap();
+    f.store.sweep_blobs(Duration::ZERO).await.unwrap();
+    f.store.sweep_orphan_files(Duration::ZERO).await.unwrap();
+    assert_eq!(files(&blob_dir), 1, "a sweep leaves a used file alone");
     for (id, m) in ids.iter().zip([&small, &large]) {
         let served = f.store.message_bytes(*id).await.unwrap();
         let mut expected = m.trace_headers.clone();

@@ -223,7 +223,9 @@ impl Store {
 
     /// Hashes and parses off the async runtime, then makes the bytes durable
     /// on disk (file-system blobs) before any commit refers to them: a crash
-    /// in between leaves an orphan file, swept later, never a dangling row.
+    /// in between leaves an orphan file (removed by `sweep_orphan_files`
+    /// once older than the grace period), never a dangling row. The commit
+    /// checks again that the file is there (`commit_jobs`).
     async fn prepare_and_write(
         &self,
         messages: &[NewMessage],
@@ -308,12 +310,29 @@ impl Store {
             for p in blobs.values() {
                 let in_row = self.inner.blobs.in_row(p.raw.len());
                 let data: Option<&[u8]> = if in_row { Some(&p.raw) } else { None };
-                sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
+                // An upsert, so the row is held (PostgreSQL) until the
+                // commit: the blob sweep cannot take it away meanwhile, and
+                // if it did just before, the row is made again here.
+                let (in_file,): (bool,) = sqlx::query_as(
+                    "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (hash) DO UPDATE SET data = COALESCE(blobs.data, excluded.data) \
+                     RETURNING data IS NULL",
+                )
+                .bind(&p.hash)
+                .bind(p.raw.len() as i64)
+                .bind(data)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM blob_tombstones WHERE hash = $1")
                     .bind(&p.hash)
-                    .bind(p.raw.len() as i64)
-                    .bind(data)
                     .execute(&mut *tx)
                     .await?;
+                if in_file {
+                    // Written before the transaction, but a sweep may have
+                    // removed a file of the same bytes since: write it again
+                    // (a no-op when it is there) before the commit.
+                    self.inner.blobs.write_file(&p.hash, &p.raw).await?;
+                }
             }
             for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
                 if outcome.is_some() {

@@ -369,7 +369,42 @@ impl Store {
             tx.commit().await?;
         });
         self.inner.feed.publish_committed(&events);
-        self.sweep_unreferenced().await
+        Ok(())
+    }
+
+    /// Deletes an account with all its mail: its mailboxes, their messages
+    /// and expunge history, its usage, and the account row itself (its
+    /// aliases, locks and import state go with it by the schema's `ON
+    /// DELETE CASCADE`), in one transaction that locks every mailbox of the
+    /// account first. Deleting an account that does not exist does nothing.
+    pub async fn delete_account(&self, account: AccountId) -> Result<()> {
+        let mut events = Vec::new();
+        with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let mailboxes: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, highest_modseq FROM mailboxes WHERE account_id = $1 ORDER BY id{}",
+                tx.for_update()
+            )))
+            .bind(account.0)
+            .fetch_all(&mut *tx)
+            .await?;
+            let ids: Vec<i64> = mailboxes.iter().map(|(id, _)| *id).collect();
+            drop_mailboxes_in!(&mut tx, account, &ids)?;
+            sqlx::query("DELETE FROM accounts WHERE id = $1")
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?;
+            events.extend(mailboxes.iter().map(|(id, modseq)| ChangeEvent {
+                account,
+                mailbox: MailboxId(*id),
+                kind: ChangeKind::Mailbox,
+                modseq: ModSeq(*modseq as u64),
+            }));
+            tx.notify(&events).await?;
+            tx.commit().await?;
+        });
+        self.inner.feed.publish_committed(&events);
+        Ok(())
     }
 
     /// Marks a mailbox subscribed or not.

@@ -65,7 +65,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        let (json,) = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let (json,) = row.ok_or(StoreError::MessageExpunged(message))?;
         Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
@@ -95,7 +95,9 @@ impl Store {
     }
 
     /// The message exactly as served to clients: this delivery's trace
-    /// headers followed by the stored bytes.
+    /// headers followed by the stored bytes. A message expunged from its
+    /// last mailbox is gone at once (its row held the trace headers):
+    /// [`StoreError::MessageExpunged`].
     pub async fn message_bytes(&self, message: MessageId) -> Result<bytes::Bytes> {
         let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self.db(), pool => {
             sqlx::query_as(
@@ -106,7 +108,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let row = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let row = row.ok_or(StoreError::MessageExpunged(message))?;
         self.served(row).await
     }
 
@@ -258,7 +260,9 @@ impl Store {
 
     /// Removes messages from a mailbox, remembering each (UID, MODSEQ) for
     /// QRESYNC. UIDs not present are ignored (so are UIDs another session
-    /// expunged at the same moment). Returns the UIDs expunged.
+    /// expunged at the same moment). Returns the UIDs expunged. A message
+    /// no other mailbox holds is deleted with it: [`Store::message_bytes`]
+    /// then answers [`StoreError::MessageExpunged`].
     pub async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         let uids = sorted_uids(uids);
         let mut event = None;
@@ -274,7 +278,6 @@ impl Store {
         });
         if let Some(event) = event {
             self.inner.feed.publish_committed(&[event]);
-            self.sweep_unreferenced().await?;
         }
         Ok(expunged)
     }

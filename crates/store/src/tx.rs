@@ -84,6 +84,7 @@ macro_rules! expunge_in {
         .execute(&mut **tx)
         .await?;
     }
+    release_messages_in!(&mut *tx, &messages)?;
     let expunged = present.iter().map(|(uid, _, _)| Uid(*uid as u32)).collect();
     Ok((
         expunged,
@@ -100,8 +101,8 @@ macro_rules! expunge_in {
 }
 
 /// Deletes mailboxes with everything in them inside a transaction: their
-/// message rows, their expunge history, and the bytes from the account's
-/// usage.
+/// message rows, their expunge history, the messages no other mailbox holds
+/// (see `release_messages_in`), and the bytes from the account's usage.
 /// The caller has locked the mailbox rows; this locks the account, then the
 /// messages. Evaluates to `Result<()>`.
 macro_rules! drop_mailboxes_in {
@@ -148,6 +149,51 @@ macro_rules! drop_mailboxes_in {
                 .bind(account.0)
                 .execute(&mut **tx)
                 .await?;
+            release_messages_in!(&mut *tx, &messages)?;
+            Ok(())
+        }
+        .await;
+        result
+    }};
+}
+
+/// After mailbox rows of `messages` were deleted in this transaction (and
+/// the message rows locked before): deletes the messages no mailbox holds
+/// any more, and gives their blobs a tombstone when no other message uses
+/// them, for the blob sweep (`gc.rs`). Costs a few indexed lookups per
+/// message given, whatever the size of the store. Evaluates to `Result<()>`.
+macro_rules! release_messages_in {
+    ($tx:expr, $messages:expr) => {{
+        let tx = &mut *$tx;
+        let messages: &[i64] = $messages;
+        let result: Result<()> = async {
+            let mut hashes: Vec<String> = Vec::new();
+            for chunk in messages.chunks(500) {
+                let list = crate::id_list(chunk.iter().copied());
+                let gone: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM messages WHERE id IN ({list}) AND NOT EXISTS \
+                     (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = messages.id) \
+                     RETURNING blob_hash"
+                )))
+                .fetch_all(&mut **tx)
+                .await?;
+                hashes.extend(gone.into_iter().map(|(hash,)| hash));
+            }
+            hashes.sort_unstable();
+            hashes.dedup();
+            let now = crate::queue::unix_now();
+            for chunk in hashes.chunks(500) {
+                let list = crate::gc::hash_list(chunk);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO blob_tombstones (hash, since) \
+                     SELECT b.hash, $1 FROM blobs b WHERE b.hash IN ({list}) AND NOT EXISTS \
+                     (SELECT 1 FROM messages m WHERE m.blob_hash = b.hash) \
+                     ON CONFLICT (hash) DO NOTHING"
+                )))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
             Ok(())
         }
         .await;
