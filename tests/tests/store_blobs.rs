@@ -298,3 +298,56 @@ async fn quota_and_blob_counts_follow_deliveries_expunges_and_sweeps() {
         f.done().await;
     }
 }
+
+/// The server runs the sweeps: at start (then every few minutes) blobs
+/// tombstoned longer ago than `[store] blob_grace_secs` go, and so do blob
+/// files with no row (SQLite: the server keeps large messages in files;
+/// PostgreSQL: in rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sweeps_blobs_and_orphan_files_when_it_starts() {
+    for backend in backends() {
+        let mut ts = pillarbox_tests::TestServer::start_with(backend, |c| {
+            c.store.blob_grace_secs = 0;
+        })
+        .await;
+        let account = ts.add_account("alice@example.test", "pw").await;
+        let inbox = ts
+            .store()
+            .require_mailbox(account.id, "INBOX")
+            .await
+            .unwrap();
+        let delivered = ts
+            .store()
+            .deliver(&message("swept", 100), &[to(account.id, &inbox)])
+            .await
+            .unwrap();
+        ts.store()
+            .expunge(inbox.id, &[delivered[0].uid])
+            .await
+            .unwrap();
+        assert_eq!(ts.store().blob_count().await.unwrap(), 1);
+        let files = backend == pillarbox_tests::Backend::Sqlite;
+        let orphan = file_of(
+            &ts.running().config.data_dir.join("blobs"),
+            &blob::hash(b"orphan"),
+        );
+        if files {
+            std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+            std::fs::write(&orphan, "orphan").unwrap();
+        }
+        ts.restart().await;
+        let mut left = u64::MAX;
+        for _ in 0..100 {
+            left = ts.store().blob_count().await.unwrap();
+            if left == 0 && !orphan.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0, "{backend:?}: the tombstoned blob was swept");
+        if files {
+            assert!(!orphan.exists(), "{backend:?}: the orphan file was removed");
+        }
+        ts.stop().await;
+    }
+}
