@@ -3,6 +3,7 @@
 
 pub mod hostile;
 pub mod imap;
+pub mod store_fixture;
 
 use pillarbox::config::Config;
 use pillarbox::serve::RunningServer;

@@ -3,78 +3,10 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use bytes::Bytes;
-use pillarbox_directory::Directory;
 use pillarbox_store::*;
+use pillarbox_tests::store_fixture::{StoreFixture as Fixture, message, to};
 use pillarbox_tests::{Backend, TestDb, backends};
 use std::time::Duration;
-
-fn message(subject: &str, body_len: usize) -> NewMessage {
-    let raw = format!(
-        "From: Sender <sender@remote.test>\r\nTo: alice@example.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@remote.test>\r\n\r\n{}\r\n",
-        "x".repeat(body_len)
-    );
-    NewMessage {
-        raw: Bytes::from(raw),
-        trace_headers: b"Return-Path: <sender@remote.test>\r\n".to_vec(),
-        internal_date: None,
-    }
-}
-
-struct Fixture {
-    db: TestDb,
-    store: Store,
-    directory: Directory,
-}
-
-impl Fixture {
-    async fn new(backend: Backend) -> Fixture {
-        let db = TestDb::new(backend).await;
-        let store = db.store().await;
-        let directory = Directory::new(store.clone());
-        directory.add_domain("example.test").await.unwrap();
-        Fixture {
-            db,
-            store,
-            directory,
-        }
-    }
-
-    async fn account(&self, name: &str) -> (AccountId, Mailbox) {
-        let account = self
-            .directory
-            .add_account(&format!("{name}@example.test"), "pw")
-            .await
-            .unwrap();
-        let inbox = self
-            .store
-            .require_mailbox(account.id, "INBOX")
-            .await
-            .unwrap();
-        (account.id, inbox)
-    }
-
-    /// The account's Archive folder (made with the account).
-    async fn archive(&self, account: AccountId) -> Mailbox {
-        self.store
-            .special_mailbox(account, SpecialUse::Archive)
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    async fn done(self) {
-        self.store.close().await;
-        self.db.cleanup().await;
-    }
-}
-
-fn to(account: AccountId, mailbox: &Mailbox) -> Target {
-    Target {
-        account,
-        mailbox: mailbox.id,
-        flags: Flags::new(),
-    }
-}
 
 /// A mailbox listing (SELECT, FETCH RFC822.SIZE INTERNALDATE) reads the
 /// size and the internal date from the mailbox row: they must be the
@@ -449,7 +381,9 @@ async fn small_messages_stay_in_the_database_and_large_ones_go_to_files() {
         ids.push(f.store.deliver(m, &[to(alice, &inbox)]).await.unwrap()[0].message);
     }
     assert_eq!(files(&blob_dir), 1, "only the large message has a file");
-    f.store.sweep_unreferenced().await.unwrap();
+    f.store.sweep_blobs(Duration::ZERO).await.unwrap();
+    f.store.sweep_orphan_files(Duration::ZERO).await.unwrap();
+    assert_eq!(files(&blob_dir), 1, "a sweep leaves a used file alone");
     for (id, m) in ids.iter().zip([&small, &large]) {
         let served = f.store.message_bytes(*id).await.unwrap();
         let mut expected = m.trace_headers.clone();

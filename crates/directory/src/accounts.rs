@@ -280,30 +280,13 @@ impl Directory {
     }
 
     async fn delete_account_rows(&self, id: AccountId) -> Result<(), DirectoryError> {
-        let mailboxes = self.store().list_mailboxes(id).await?;
-        for mailbox in mailboxes.iter().rev() {
-            if mailbox.name != pillarbox_store::INBOX {
-                self.store().delete_mailbox(id, &mailbox.name).await?;
-            }
-        }
-        if let Some(inbox) = mailboxes.iter().find(|m| m.name == pillarbox_store::INBOX) {
-            let uids: Vec<_> = self
-                .store()
-                .messages(inbox.id, pillarbox_store::UidRange::all())
-                .await?
-                .into_iter()
-                .map(|m| m.uid)
-                .collect();
-            self.store().expunge(inbox.id, &uids).await?;
-        }
+        // The directory's own rows first; then the store deletes the mail
+        // and the account row in one transaction.
         with_pool!(self.store().db_write(), pool => {
             let mut tx = pool.begin().await.map_err(pillarbox_store::StoreError::from)?;
             for statement in [
                 "UPDATE domains SET catch_all_account = NULL WHERE catch_all_account = $1",
                 "DELETE FROM aliases WHERE account_id = $1",
-                "DELETE FROM expunged WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
-                "DELETE FROM mailboxes WHERE account_id = $1",
-                "DELETE FROM accounts WHERE id = $1",
             ] {
                 pillarbox_store::sqlx::query(statement)
                     .bind(id.0)
@@ -313,7 +296,7 @@ impl Directory {
             }
             tx.commit().await.map_err(pillarbox_store::StoreError::from)?;
         });
-        self.store().sweep_unreferenced().await?;
+        self.store().delete_account(id).await?;
         Ok(())
     }
 

@@ -91,6 +91,10 @@ pub struct StoreConfig {
     pub blobs: Option<BlobsKind>,
     /// Pooled database connections.
     pub max_connections: u32,
+    /// Seconds a message's bytes stay after the message was expunged from
+    /// its last mailbox, before the background sweep removes them (a
+    /// delivery of the same bytes meanwhile keeps them). Default 300.
+    pub blob_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +179,7 @@ impl Default for StoreConfig {
             url: None,
             blobs: None,
             max_connections: 16,
+            blob_grace_secs: pillarbox_store::BLOB_GRACE.as_secs(),
         }
     }
 }

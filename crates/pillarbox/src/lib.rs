@@ -9,3 +9,4 @@ pub mod http;
 pub mod import;
 pub mod lab;
 pub mod serve;
+mod sweep;

@@ -196,6 +196,13 @@ pub async fn start_with_verifier(
             _ => spawn(&mut listeners, socket, info, &imap),
         }
     }
+    // The blob sweep: bytes of expunged messages after the grace period,
+    // and files a crash left behind.
+    listeners.spawn(crate::sweep::run(
+        store.clone(),
+        Duration::from_secs(config.store.blob_grace_secs),
+        shutdown.clone(),
+    ));
     // The outbound queue: remote recipients of authenticated submissions, bounces.
     listeners.spawn(pillarbox_smtp::outbound::run(
         smtp.clone(),

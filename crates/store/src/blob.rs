@@ -42,7 +42,8 @@ impl BlobStore {
     }
 
     /// Makes the bytes durable on disk (when on disk). Idempotent: an existing
-    /// file with this hash is the same content.
+    /// file with this hash is the same content (files appear only by a
+    /// rename after their bytes were synced), so it is left as it is.
     pub(crate) async fn write_file(&self, hash: &str, bytes: &bytes::Bytes) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
@@ -74,7 +75,7 @@ impl BlobStore {
         }
     }
 
-    /// Removes a file whose database row is gone (orphan sweep).
+    /// Removes a blob's file (the sweeps in `gc.rs`, holding its row).
     pub(crate) async fn remove_file(&self, hash: &str) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
@@ -88,6 +89,44 @@ impl BlobStore {
                 source,
             }),
         }
+    }
+
+    /// Removes temporary files (`.tmp-…`) older than `min_age`: a write
+    /// that a crash interrupted. Returns how many went.
+    pub(crate) async fn remove_stale_temporaries(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<usize> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            for level1 in read_dir_or_empty(&dir)? {
+                for level2 in read_dir_or_empty(&level1)? {
+                    for file in read_dir_or_empty(&level2)? {
+                        let temporary = file
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(".tmp-"));
+                        let old = std::fs::metadata(&file)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age >= min_age);
+                        if temporary && old && std::fs::remove_file(&file).is_ok() {
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| StoreError::Blob {
+            path: String::new(),
+            source: std::io::Error::other(e),
+        })?
     }
 
     /// Every hash with a file on disk (for the orphan sweep).

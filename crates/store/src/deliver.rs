@@ -223,7 +223,9 @@ impl Store {
 
     /// Hashes and parses off the async runtime, then makes the bytes durable
     /// on disk (file-system blobs) before any commit refers to them: a crash
-    /// in between leaves an orphan file, swept later, never a dangling row.
+    /// in between leaves an orphan file (removed by `sweep_orphan_files`
+    /// once older than the grace period), never a dangling row. The commit
+    /// checks again that the file is there (`commit_jobs`).
     async fn prepare_and_write(
         &self,
         messages: &[NewMessage],
@@ -261,10 +263,10 @@ impl Store {
             tx.lock_mailboxes(&mailbox_ids).await?;
             let account_ids: Vec<i64> = jobs.iter().flat_map(|j| j.targets.iter().map(|t| t.account.0)).collect();
             tx.lock_accounts(&account_ids).await?;
-            let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(jobs.len());
+            // Quota first, per account of each delivery: a refused one stores nothing.
+            let mut outcomes: Vec<Option<Result<Outcome>>> = Vec::with_capacity(jobs.len());
             for job in jobs {
                 let p = job.prepared;
-                // Quota first, per account of this delivery.
                 let mut added: BTreeMap<AccountId, i64> = BTreeMap::new();
                 for target in job.targets {
                     *added.entry(target.account).or_default() += p.size;
@@ -292,19 +294,53 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    outcomes.push(Err(error));
+                    outcomes.push(Some(Err(error)));
+                } else {
+                    outcomes.push(None);
+                }
+            }
+            // The blob rows of the deliveries going ahead, in hash order
+            // (two group commits holding the same blobs cannot deadlock).
+            let mut blobs: BTreeMap<&str, &Prepared> = BTreeMap::new();
+            for (job, outcome) in jobs.iter().zip(&outcomes) {
+                if outcome.is_none() && !job.targets.is_empty() {
+                    blobs.insert(&job.prepared.hash, job.prepared);
+                }
+            }
+            for p in blobs.values() {
+                let in_row = self.inner.blobs.in_row(p.raw.len());
+                let data: Option<&[u8]> = if in_row { Some(&p.raw) } else { None };
+                // An upsert, so the row is held (PostgreSQL) until the
+                // commit: the blob sweep cannot take it away meanwhile, and
+                // if it did just before, the row is made again here.
+                let (in_file,): (bool,) = sqlx::query_as(
+                    "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (hash) DO UPDATE SET data = COALESCE(blobs.data, excluded.data) \
+                     RETURNING data IS NULL",
+                )
+                .bind(&p.hash)
+                .bind(p.raw.len() as i64)
+                .bind(data)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM blob_tombstones WHERE hash = $1")
+                    .bind(&p.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                if in_file {
+                    // Written before the transaction, but a sweep may have
+                    // removed a file of the same bytes since: write it again
+                    // (a no-op when it is there) before the commit.
+                    self.inner.blobs.write_file(&p.hash, &p.raw).await?;
+                }
+            }
+            for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+                if outcome.is_some() {
                     continue;
                 }
+                let p = job.prepared;
                 let mut delivered = Vec::with_capacity(job.targets.len());
                 if !job.targets.is_empty() {
-                    let in_row = self.inner.blobs.in_row(p.raw.len());
-                    let data: Option<&[u8]> = if in_row { Some(&p.raw) } else { None };
-                    sqlx::query("INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-                        .bind(&p.hash)
-                        .bind(p.raw.len() as i64)
-                        .bind(data)
-                        .execute(&mut *tx)
-                        .await?;
                     let (message_id,): (i64,) = sqlx::query_as(
                         "INSERT INTO messages (blob_hash, trace_headers, size, internal_date, meta, header_text, body_text) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -369,13 +405,18 @@ impl Store {
                     Some(outbound) => Some(queue_in!(&mut tx, outbound)?),
                     None => None,
                 };
-                outcomes.push(Ok((delivered, queued)));
+                *outcome = Some(Ok((delivered, queued)));
             }
             let events: Vec<ChangeEvent> = events.values().copied().collect();
             tx.notify(&events).await?;
             tx.commit().await?;
             outcomes
         });
+        // Every job got its outcome in one of the two loops above.
+        let outcomes: Vec<Result<Outcome>> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or_else(|| Ok(Default::default())))
+            .collect();
         let events: Vec<ChangeEvent> = events.into_values().collect();
         self.inner.feed.publish_committed(&events);
         let mut copies = 0;

@@ -51,16 +51,27 @@ impl Notify for Transaction<'static, Postgres> {
     }
 }
 
+/// Row locks on PostgreSQL, always taken in one order — mailboxes, accounts,
+/// messages, blobs, blob tombstones; each kind in ascending key order — so
+/// concurrent writers cannot deadlock. SQLite has one writer: no-ops there.
 pub(crate) trait LockMailboxes {
-    /// Locks the mailbox rows in ascending id order before any other row, so
-    /// concurrent writers on PostgreSQL always take locks in the same order
-    /// (mailboxes, then accounts) and cannot deadlock. SQLite has one writer.
+    /// Locks the mailbox rows in ascending id order before any other row.
     async fn lock_mailboxes(&mut self, ids: &[i64]) -> Result<()>;
 
     /// Locks account rows in ascending id order, after the mailboxes: a
     /// group of deliveries charges several accounts' quotas, and two groups
     /// charging the same accounts in different orders would deadlock.
     async fn lock_accounts(&mut self, ids: &[i64]) -> Result<()>;
+
+    /// Locks message rows in ascending id order, after the mailboxes and
+    /// accounts. Two transactions that each remove one of a message's last
+    /// two mailbox rows then take turns, and the second sees the first's
+    /// removal when it decides whether the message row goes too.
+    async fn lock_messages(&mut self, ids: &[i64]) -> Result<()>;
+
+    /// ` FOR UPDATE` for a `SELECT` whose rows the transaction decides on
+    /// (PostgreSQL); empty on SQLite, whose write transactions are exclusive.
+    fn for_update(&self) -> &'static str;
 }
 
 impl LockMailboxes for Transaction<'static, Sqlite> {
@@ -70,6 +81,14 @@ impl LockMailboxes for Transaction<'static, Sqlite> {
 
     async fn lock_accounts(&mut self, _ids: &[i64]) -> Result<()> {
         Ok(())
+    }
+
+    async fn lock_messages(&mut self, _ids: &[i64]) -> Result<()> {
+        Ok(())
+    }
+
+    fn for_update(&self) -> &'static str {
+        ""
     }
 }
 
@@ -90,6 +109,22 @@ impl LockMailboxes for Transaction<'static, Postgres> {
             ids,
         )
         .await
+    }
+
+    async fn lock_messages(&mut self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        lock_in_id_order(
+            self,
+            "SELECT id FROM messages WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            ids,
+        )
+        .await
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
     }
 }
 

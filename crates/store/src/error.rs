@@ -1,4 +1,4 @@
-use crate::types::{AccountId, MailboxId, Uid};
+use crate::types::{AccountId, MailboxId, MessageId, Uid};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -27,6 +27,10 @@ pub enum StoreError {
     },
     #[error("message blob {0} is missing from the blob store")]
     BlobMissing(String),
+    /// The message was expunged from the last mailbox that held it, and its
+    /// row went with it (IMAP: `NO [EXPUNGEISSUED]`).
+    #[error("message {0} was expunged and is no longer stored")]
+    MessageExpunged(MessageId),
     #[error("mailbox {0:?} does not exist")]
     MailboxNotFound(String),
     #[error("mailbox id {0} does not exist")]

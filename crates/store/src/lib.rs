@@ -14,6 +14,7 @@ mod deliver;
 mod dialect;
 mod error;
 pub mod feed;
+mod gc;
 mod lock;
 mod mailbox;
 mod message;
@@ -27,6 +28,7 @@ mod types;
 
 pub use error::{Result, StoreError};
 pub use feed::{ChangeEvent, ChangeKind};
+pub use gc::{BLOB_GRACE, SweepReport};
 pub use lock::AccountLock;
 pub use open::{Store, StoreOptions, mask_url};
 pub use search::{SearchText, TextColumns, TextFilter};
@@ -34,9 +36,13 @@ pub use types::*;
 
 /// Runs `$body` once per backend with `$pool` bound to that backend's pool.
 ///
-/// sqlx 0.9 has no `Any` driver, so the same SQL text (numbered `$1`
-/// parameters work on both) is compiled once per database type. Only for use by
-/// the store and the directory, the two crates that own SQL.
+/// The same SQL text (numbered `$1` parameters work on both) is compiled
+/// once per database type. sqlx 0.9's `Any` driver (the `any` feature, not
+/// enabled here) would give one pool type, but it carries only scalar
+/// values: no arrays (PostgreSQL's `= ANY($1)` row locks in id order), no
+/// LISTEN/NOTIFY for the change feed, and every value converted through its
+/// lowest common type; the typed pools keep those. Only for use by the store
+/// and the directory, the two crates that own SQL.
 #[macro_export]
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {

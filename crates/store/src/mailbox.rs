@@ -1,6 +1,6 @@
 //! Mailboxes: create, rename (children follow), delete, list, subscribe.
 
-use crate::dialect::{Notify, WritePool};
+use crate::dialect::{LockMailboxes, Notify, WritePool};
 use crate::error::{Result, StoreError};
 use crate::feed::{ChangeEvent, ChangeKind};
 use crate::types::*;
@@ -287,12 +287,13 @@ impl Store {
             if taken.is_some() {
                 return Err(StoreError::MailboxExists(to));
             }
+            // substr counts characters on both backends, not bytes.
             let family: Vec<(i64, String, i64)> = sqlx::query_as(
                 "SELECT id, name, highest_modseq FROM mailboxes WHERE account_id = $1 AND (name = $2 OR substr(name, 1, CAST($3 AS INTEGER)) = $4)",
             )
             .bind(account.0)
             .bind(&from)
-            .bind((from.len() + 1) as i64)
+            .bind((from.chars().count() + 1) as i64)
             .bind(format!("{from}{DELIMITER}"))
             .fetch_all(&mut *tx)
             .await?;
@@ -334,59 +335,76 @@ impl Store {
     }
 
     /// Deletes a mailbox and the messages in it. Its children stay.
+    ///
+    /// One transaction that locks the mailbox first: a delivery to it either
+    /// commits before (and its message goes, un-charged, with the rest) or
+    /// finds the mailbox gone.
     pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
         let name = normalize_name(name)?;
         if name == INBOX {
             return Err(StoreError::CannotDeleteInbox);
         }
-        let mailbox = self.require_mailbox(account, &name).await?;
-        let uids: Vec<Uid> = self
-            .messages(mailbox.id, UidRange::all())
-            .await?
-            .into_iter()
-            .map(|m| m.uid)
-            .collect();
-        if !uids.is_empty() {
-            self.expunge(mailbox.id, &uids).await?;
-        }
-        let event = [ChangeEvent {
-            account,
-            mailbox: mailbox.id,
-            kind: ChangeKind::Mailbox,
-            modseq: mailbox.highest_modseq,
-        }];
+        let mut events = Vec::new();
         with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
-            // Messages delivered between the expunge above and now go too.
-            let (size,): (i64,) = sqlx::query_as(
-                "SELECT CAST(COALESCE(SUM(m.size), 0) AS BIGINT) FROM mailbox_messages mm \
-                 JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1",
-            )
-            .bind(mailbox.id.0)
-            .fetch_one(&mut *tx)
+            let found: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, highest_modseq FROM mailboxes WHERE account_id = $1 AND name = $2{}",
+                tx.for_update()
+            )))
+            .bind(account.0)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
-                .bind(mailbox.id.0)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM expunged WHERE mailbox_id = $1")
-                .bind(mailbox.id.0)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM mailboxes WHERE id = $1")
-                .bind(mailbox.id.0)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
-                .bind(size)
+            let Some((id, modseq)) = found else {
+                return Err(StoreError::MailboxNotFound(name));
+            };
+            drop_mailboxes_in!(&mut tx, account, &[id])?;
+            events.push(ChangeEvent {
+                account,
+                mailbox: MailboxId(id),
+                kind: ChangeKind::Mailbox,
+                modseq: ModSeq(modseq as u64),
+            });
+            tx.notify(&events).await?;
+            tx.commit().await?;
+        });
+        self.inner.feed.publish_committed(&events);
+        Ok(())
+    }
+
+    /// Deletes an account with all its mail: its mailboxes, their messages
+    /// and expunge history, its usage, and the account row itself (its
+    /// aliases, locks and import state go with it by the schema's `ON
+    /// DELETE CASCADE`), in one transaction that locks every mailbox of the
+    /// account first. Deleting an account that does not exist does nothing.
+    pub async fn delete_account(&self, account: AccountId) -> Result<()> {
+        let mut events = Vec::new();
+        with_pool!(self.db_write(), pool => {
+            let mut tx = pool.begin_write().await?;
+            let mailboxes: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, highest_modseq FROM mailboxes WHERE account_id = $1 ORDER BY id{}",
+                tx.for_update()
+            )))
+            .bind(account.0)
+            .fetch_all(&mut *tx)
+            .await?;
+            let ids: Vec<i64> = mailboxes.iter().map(|(id, _)| *id).collect();
+            drop_mailboxes_in!(&mut tx, account, &ids)?;
+            sqlx::query("DELETE FROM accounts WHERE id = $1")
                 .bind(account.0)
                 .execute(&mut *tx)
                 .await?;
-            tx.notify(&event).await?;
+            events.extend(mailboxes.iter().map(|(id, modseq)| ChangeEvent {
+                account,
+                mailbox: MailboxId(*id),
+                kind: ChangeKind::Mailbox,
+                modseq: ModSeq(*modseq as u64),
+            }));
+            tx.notify(&events).await?;
             tx.commit().await?;
         });
-        self.inner.feed.publish_committed(&event);
-        self.sweep_unreferenced().await
+        self.inner.feed.publish_committed(&events);
+        Ok(())
     }
 
     /// Marks a mailbox subscribed or not.

@@ -65,7 +65,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        let (json,) = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let (json,) = row.ok_or(StoreError::MessageExpunged(message))?;
         Ok(serde_json::from_str(&json).unwrap_or_default())
     }
 
@@ -95,7 +95,9 @@ impl Store {
     }
 
     /// The message exactly as served to clients: this delivery's trace
-    /// headers followed by the stored bytes.
+    /// headers followed by the stored bytes. A message expunged from its
+    /// last mailbox is gone at once (its row held the trace headers):
+    /// [`StoreError::MessageExpunged`].
     pub async fn message_bytes(&self, message: MessageId) -> Result<bytes::Bytes> {
         let row: Option<(String, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self.db(), pool => {
             sqlx::query_as(
@@ -106,7 +108,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let row = row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))?;
+        let row = row.ok_or(StoreError::MessageExpunged(message))?;
         self.served(row).await
     }
 
@@ -168,6 +170,10 @@ impl Store {
         let mut event = None;
         let updates = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
+            // The new flags are computed from the old: the mailbox row is
+            // locked before they are read, so two STOREs take turns and
+            // neither loses the other's change.
+            tx.lock_mailboxes(&[mailbox.0]).await?;
             let owner: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM mailboxes WHERE id = $1")
                 .bind(mailbox.0)
                 .fetch_optional(&mut *tx)
@@ -253,7 +259,10 @@ impl Store {
     }
 
     /// Removes messages from a mailbox, remembering each (UID, MODSEQ) for
-    /// QRESYNC. UIDs not present are ignored. Returns the UIDs expunged.
+    /// QRESYNC. UIDs not present are ignored (so are UIDs another session
+    /// expunged at the same moment). Returns the UIDs expunged. A message
+    /// no other mailbox holds is deleted with it: [`Store::message_bytes`]
+    /// then answers [`StoreError::MessageExpunged`].
     pub async fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
         let uids = sorted_uids(uids);
         let mut event = None;
@@ -269,7 +278,6 @@ impl Store {
         });
         if let Some(event) = event {
             self.inner.feed.publish_committed(&[event]);
-            self.sweep_unreferenced().await?;
         }
         Ok(expunged)
     }
@@ -314,6 +322,9 @@ impl Store {
             let Some((account, uid_validity)) = target else {
                 return Err(StoreError::MailboxIdNotFound(to));
             };
+            // Mailboxes, then the account, then (the expunge of a move) the
+            // message rows: the order every writer locks them in.
+            tx.lock_accounts(&[account]).await?;
             let mut sources: Vec<(i64, i64, i64, String, i64, i64)> = Vec::new();
             for chunk in uids.chunks(500) {
                 let list = crate::id_list(chunk.iter().map(|u| u.0));

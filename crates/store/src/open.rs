@@ -25,6 +25,10 @@ pub struct StoreOptions {
     pub blob_dir: Option<PathBuf>,
     /// Upper bound of pooled connections (readers on SQLite).
     pub max_connections: u32,
+    /// How long an account lock lasts without renewal (the holder renews
+    /// it every third of this): how long a crashed node's POP3 sessions
+    /// keep their maildrops locked.
+    pub lock_lease: Duration,
 }
 
 impl StoreOptions {
@@ -33,6 +37,7 @@ impl StoreOptions {
             url: url.into(),
             blob_dir: None,
             max_connections: 16,
+            lock_lease: crate::lock::LOCK_LEASE,
         }
     }
 
@@ -53,8 +58,8 @@ pub(crate) struct Inner {
     pub(crate) blobs: BlobStore,
     pub(crate) feed: Feed,
     pub(crate) url: String,
-    /// Account locks on SQLite (see `lock.rs`).
-    pub(crate) local_locks: Arc<std::sync::Mutex<std::collections::HashSet<(String, i64)>>>,
+    /// The account-lock leases this handle holds (see `lock.rs`).
+    pub(crate) locks: crate::lock::Locks,
     /// Woken when a message is queued for remote delivery in this process.
     pub(crate) queue_wakeup: Arc<tokio::sync::Notify>,
     /// Deliveries waiting for the next group commit.
@@ -169,11 +174,12 @@ impl Store {
             blobs: BlobStore::new(options.blob_dir.clone()),
             feed,
             url,
-            local_locks: Default::default(),
+            locks: crate::lock::Locks::new(options.lock_lease),
             queue_wakeup: Default::default(),
             group_commit,
         });
         start(&inner);
+        crate::lock::start_renewal(&inner);
         Store { inner }
     }
 
@@ -214,8 +220,12 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pools; pending writes finish first.
+    /// Releases the account locks this handle holds and closes the pools;
+    /// pending writes finish first.
     pub async fn close(&self) {
+        if let Err(error) = self.release_all_locks().await {
+            tracing::warn!(%error, "cannot release account locks at close; their leases will expire");
+        }
         self.inner.feed.stop();
         match &self.inner.backend {
             Backend::Sqlite { writer, readers } => {

@@ -1,7 +1,7 @@
-//! Quota figures and housekeeping: what an account uses, and removing
-//! messages, blobs and files nothing refers to any more.
+//! Quota figures: what an account uses, its limit, a recount from the
+//! messages themselves, and the number of blobs stored. The blob lifecycle
+//! (removing what nothing refers to) is in `gc.rs`.
 
-use crate::dialect::WritePool;
 use crate::error::{Result, StoreError};
 use crate::types::AccountId;
 use crate::{Store, with_pool};
@@ -52,57 +52,5 @@ impl Store {
             sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM blobs").fetch_one(pool).await?
         });
         Ok(count as u64)
-    }
-
-    /// Deletes messages no mailbox holds and blobs no message uses, then
-    /// files on disk with no blob row (left by a crash before a commit).
-    pub async fn sweep_unreferenced(&self) -> Result<()> {
-        let gone: Vec<(String,)> = with_pool!(self.db_write(), pool => {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query(
-                "DELETE FROM messages WHERE NOT EXISTS \
-                 (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = messages.id)",
-            )
-            .execute(&mut *tx)
-            .await?;
-            let gone: Vec<(String,)> = sqlx::query_as(
-                "DELETE FROM blobs WHERE NOT EXISTS \
-                 (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) RETURNING hash",
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            gone
-        });
-        for (hash,) in gone {
-            self.inner.blobs.remove_file(&hash).await?;
-        }
-        Ok(())
-    }
-
-    /// Removes blob files that no database row refers to (crash leftovers).
-    /// Only files older than `min_age` go, so an in-flight delivery keeps its file.
-    pub async fn sweep_orphan_files(&self, min_age: std::time::Duration) -> Result<usize> {
-        let mut removed = 0;
-        for hash in self.inner.blobs.list_files().await? {
-            let known: Option<(i64,)> = with_pool!(self.db(), pool => {
-                sqlx::query_as("SELECT size FROM blobs WHERE hash = $1")
-                    .bind(&hash)
-                    .fetch_optional(pool)
-                    .await?
-            });
-            if known.is_none()
-                && self
-                    .inner
-                    .blobs
-                    .file_age(&hash)
-                    .await
-                    .is_some_and(|age| age >= min_age)
-            {
-                self.inner.blobs.remove_file(&hash).await?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 }

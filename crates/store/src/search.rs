@@ -232,7 +232,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.ok_or_else(|| StoreError::BlobMissing(format!("message {message}")))
+        row.ok_or(StoreError::MessageExpunged(message))
     }
 }
 

@@ -1,8 +1,16 @@
 //! Steps shared by several write transactions, as macros so the one text
-//! compiles for both backends (sqlx 0.9 has no generic executor over them).
-//! They expand where used: the caller imports the names they mention.
+//! compiles for both backends: a function generic over the two transaction
+//! types would need a bound for every statement's `Encode`/`Decode` and
+//! executor lifetimes, for each query (see `with_pool!` in lib.rs for why we
+//! do not use sqlx's `Any` driver). They expand where used: the caller
+//! imports the names they mention (and the `dialect` traits).
 
 /// Expunges inside a transaction; evaluates to the UIDs and the change event.
+///
+/// Locks before it reads: the mailbox row first, so a concurrent EXPUNGE of
+/// the same UIDs waits and then finds them gone (and un-charges nothing
+/// twice); then the account (its usage) and the message rows, in the order
+/// every writer takes them (mailboxes, accounts, messages).
 macro_rules! expunge_in {
     ($tx:expr, $mailbox:expr, $uids:expr) => {{
         let tx = &mut *$tx;
@@ -13,6 +21,7 @@ macro_rules! expunge_in {
     if uids.is_empty() {
         return Ok((Vec::new(), None));
     }
+    tx.lock_mailboxes(&[mailbox.0]).await?;
     let owner: Option<(i64,)> = sqlx::query_as("SELECT account_id FROM mailboxes WHERE id = $1")
         .bind(mailbox.0)
         .fetch_optional(&mut **tx)
@@ -20,12 +29,13 @@ macro_rules! expunge_in {
     let Some((account,)) = owner else {
         return Err(StoreError::MailboxIdNotFound(mailbox));
     };
-    let mut present: Vec<(i64, i64)> = Vec::new();
+    // (uid, message id, size): stable while the mailbox row is locked.
+    let mut present: Vec<(i64, i64, i64)> = Vec::new();
     for chunk in uids.chunks(500) {
         let list = crate::id_list(chunk.iter().map(|u| u.0));
-        let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT mm.uid, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
-             WHERE mm.mailbox_id = $1 AND mm.uid IN ({list}) ORDER BY mm.uid"
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT uid, message_id, size FROM mailbox_messages \
+             WHERE mailbox_id = $1 AND uid IN ({list}) ORDER BY uid"
         )))
         .bind(mailbox.0)
         .fetch_all(&mut **tx)
@@ -35,15 +45,25 @@ macro_rules! expunge_in {
     if present.is_empty() {
         return Ok((Vec::new(), None));
     }
+    tx.lock_accounts(&[account]).await?;
+    let freed: i64 = present.iter().map(|(_, _, size)| size).sum();
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+        .bind(freed)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    let mut messages: Vec<i64> = present.iter().map(|(_, message, _)| *message).collect();
+    messages.sort_unstable();
+    messages.dedup();
+    tx.lock_messages(&messages).await?;
     let (modseq,): (i64,) = sqlx::query_as(
         "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
     )
     .bind(mailbox.0)
     .fetch_one(&mut **tx)
     .await?;
-    let mut freed = 0i64;
     for chunk in present.chunks(500) {
-        let list = crate::id_list(chunk.iter().map(|(uid, _)| *uid));
+        let list = crate::id_list(chunk.iter().map(|(uid, _, _)| *uid));
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid IN ({list})"
         )))
@@ -52,22 +72,20 @@ macro_rules! expunge_in {
         .await?;
         let values = chunk
             .iter()
-            .map(|(uid, _)| format!("({}, {uid}, {modseq})", mailbox.0))
+            .map(|(uid, _, _)| format!("({}, {uid}, {modseq})", mailbox.0))
             .collect::<Vec<_>>()
             .join(",");
+        // A UID is expunged once; the lock above makes a second try find
+        // nothing, and a conflict here would still not fail the EXPUNGE.
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES {values}"
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES {values} \
+             ON CONFLICT (mailbox_id, uid) DO NOTHING"
         )))
         .execute(&mut **tx)
         .await?;
-        freed += chunk.iter().map(|(_, size)| size).sum::<i64>();
     }
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
-        .bind(freed)
-        .bind(account)
-        .execute(&mut **tx)
-        .await?;
-    let expunged = present.iter().map(|(uid, _)| Uid(*uid as u32)).collect();
+    release_messages_in!(&mut *tx, &messages)?;
+    let expunged = present.iter().map(|(uid, _, _)| Uid(*uid as u32)).collect();
     Ok((
         expunged,
         Some(ChangeEvent {
@@ -81,6 +99,108 @@ macro_rules! expunge_in {
         result
     }};
 }
+
+/// Deletes mailboxes with everything in them inside a transaction: their
+/// message rows, their expunge history, the messages no other mailbox holds
+/// (see `release_messages_in`), and the bytes from the account's usage.
+/// The caller has locked the mailbox rows; this locks the account, then the
+/// messages. Evaluates to `Result<()>`.
+macro_rules! drop_mailboxes_in {
+    ($tx:expr, $account:expr, $mailboxes:expr) => {{
+        let tx = &mut *$tx;
+        let account: AccountId = $account;
+        let mailboxes: &[i64] = $mailboxes;
+        let result: Result<()> = async {
+            let mut messages: Vec<i64> = Vec::new();
+            let mut freed = 0i64;
+            for chunk in mailboxes.chunks(500) {
+                let list = crate::id_list(chunk.iter().copied());
+                let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT message_id, size FROM mailbox_messages WHERE mailbox_id IN ({list})"
+                )))
+                .fetch_all(&mut **tx)
+                .await?;
+                for (message, size) in rows {
+                    messages.push(message);
+                    freed += size;
+                }
+            }
+            tx.lock_accounts(&[account.0]).await?;
+            messages.sort_unstable();
+            messages.dedup();
+            tx.lock_messages(&messages).await?;
+            for chunk in mailboxes.chunks(500) {
+                let list = crate::id_list(chunk.iter().copied());
+                for table in ["mailbox_messages", "expunged"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE mailbox_id IN ({list})"
+                    )))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM mailboxes WHERE id IN ({list})"
+                )))
+                .execute(&mut **tx)
+                .await?;
+            }
+            sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+                .bind(freed)
+                .bind(account.0)
+                .execute(&mut **tx)
+                .await?;
+            release_messages_in!(&mut *tx, &messages)?;
+            Ok(())
+        }
+        .await;
+        result
+    }};
+}
+
+/// After mailbox rows of `messages` were deleted in this transaction (and
+/// the message rows locked before): deletes the messages no mailbox holds
+/// any more, and gives their blobs a tombstone when no other message uses
+/// them, for the blob sweep (`gc.rs`). Costs a few indexed lookups per
+/// message given, whatever the size of the store. Evaluates to `Result<()>`.
+macro_rules! release_messages_in {
+    ($tx:expr, $messages:expr) => {{
+        let tx = &mut *$tx;
+        let messages: &[i64] = $messages;
+        let result: Result<()> = async {
+            let mut hashes: Vec<String> = Vec::new();
+            for chunk in messages.chunks(500) {
+                let list = crate::id_list(chunk.iter().copied());
+                let gone: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM messages WHERE id IN ({list}) AND NOT EXISTS \
+                     (SELECT 1 FROM mailbox_messages mm WHERE mm.message_id = messages.id) \
+                     RETURNING blob_hash"
+                )))
+                .fetch_all(&mut **tx)
+                .await?;
+                hashes.extend(gone.into_iter().map(|(hash,)| hash));
+            }
+            hashes.sort_unstable();
+            hashes.dedup();
+            let now = crate::queue::unix_now();
+            for chunk in hashes.chunks(500) {
+                let list = crate::gc::hash_list(chunk);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO blob_tombstones (hash, since) \
+                     SELECT b.hash, $1 FROM blobs b WHERE b.hash IN ({list}) AND NOT EXISTS \
+                     (SELECT 1 FROM messages m WHERE m.blob_hash = b.hash) \
+                     ON CONFLICT (hash) DO NOTHING"
+                )))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        result
+    }};
+}
+
 /// Adds `bytes` to the account's usage inside the transaction, failing with
 /// `OverQuota` when the account has a limit that would be passed. A macro, so
 /// the one text compiles for both backends.

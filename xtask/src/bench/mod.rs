@@ -4,6 +4,7 @@
 //! `target/bench/<workload>.json`.
 
 mod client;
+mod expunge_cost;
 mod peer;
 mod server;
 mod workloads;
@@ -17,7 +18,8 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask bench")]
 pub struct Args {
-    /// smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed or startup.
+    /// smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed,
+    /// startup or expunge-cost (the store API alone, no server).
     pub workload: String,
     /// Store of the server started for the run: sqlite (default) or a postgres:// URL.
     #[arg(long, default_value = "sqlite")]
@@ -28,7 +30,8 @@ pub struct Args {
     /// Seconds to run (smtp-ingest, mixed).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Messages: per account (pop3-drain) or in the mailbox (imap-sync, imap-search).
+    /// Messages: per account (pop3-drain), in the mailbox (imap-sync,
+    /// imap-search) or in the store (expunge-cost).
     #[arg(long)]
     pub messages: Option<usize>,
     /// Accounts (pop3-drain).
@@ -153,7 +156,7 @@ async fn run_workload(
         "mixed" => workloads::mixed(targets, Duration::from_secs(args.seconds)).await,
         "startup" => Ok(Figures::new()),
         other => bail!(
-            "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed or startup"
+            "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed, startup or expunge-cost"
         ),
     }
 }
@@ -290,6 +293,13 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.workload == "expunge-cost" {
+        let figures = until_interrupted(
+            &runtime,
+            expunge_cost::run(store_url(&args)?, args.messages.unwrap_or(100_000)),
+        )?;
+        return report(&args, "store API", &figures);
+    }
     let started;
     let (targets, server) = match &args.target {
         Some(addrs) => {
@@ -316,19 +326,29 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
         figures.push("memory after start", memory_at_start as f64 / 1024.0, "MiB");
     }
-    let store = if args.target.is_some() {
-        "external".to_string()
-    } else {
-        store_name(&args)
-    };
-    println!(
-        "\n{} — {} (store: {store}, commit {})",
-        args.workload,
+    report(
+        &args,
         if args.target.is_some() {
             "external server"
         } else {
             "Pillarbox"
         },
+        &figures,
+    )?;
+    drop(server);
+    Ok(())
+}
+
+/// Prints the figures and writes `target/bench/<workload>.json`.
+fn report(args: &Args, server: &str, figures: &Figures) -> anyhow::Result<()> {
+    let store = if args.target.is_some() {
+        "external".to_string()
+    } else {
+        store_name(args)
+    };
+    println!(
+        "\n{} — {server} (store: {store}, commit {})",
+        args.workload,
         commit()
     );
     for (name, value, unit) in &figures.0 {
@@ -336,7 +356,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let json = serde_json::json!({
         "workload": args.workload,
-        "server": if args.target.is_some() { "external" } else { "pillarbox" },
+        "server": server,
         "store": store,
         "commit": commit(),
         "date": date(),
@@ -346,7 +366,6 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)
         .context("cannot write the results")?;
     println!("  written to {}", path.display());
-    drop(server);
     Ok(())
 }
 
