@@ -22,6 +22,7 @@ mod message;
 pub mod meta;
 mod open;
 pub mod queue;
+mod queue_claims;
 mod quota;
 mod search;
 mod types;

@@ -1,14 +1,15 @@
 //! The outbound queue: messages for remote recipients, each recipient with
 //! its own state. Writers put a message in the queue in the same transaction
 //! that stores local copies (`Store::deliver_and_queue`); delivery workers
-//! claim due recipients with a lease — on PostgreSQL with `FOR UPDATE SKIP
-//! LOCKED`, so several nodes share the queue and never claim the same
-//! recipient twice — and record each outcome.
+//! claim due recipients with a lease, renew it while they deliver, and record
+//! each outcome (`queue_claims.rs`).
 
 use crate::error::Result;
 use crate::{Store, with_pool};
 use bytes::Bytes;
 use std::collections::BTreeMap;
+
+pub use crate::queue_claims::QueueHolder;
 
 /// A queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +96,10 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
     pub notify: Option<String>,
     pub orcpt: Option<String>,
+    /// The worker holding the claim ([`QueueHolder`]), while one does.
+    pub claimed_by: Option<String>,
+    /// Unix seconds: the end of the claim's lease (0: never claimed or released).
+    pub lease_until: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +122,8 @@ pub enum Outcome {
     Failed { error: String },
 }
 
-type MessageRow = (i64, String, i64, Option<String>, i64, i64);
-type RecipientRow = (
+pub(crate) type MessageRow = (i64, String, i64, Option<String>, i64, i64);
+pub(crate) type RecipientRow = (
     i64,
     i64,
     String,
@@ -129,15 +134,29 @@ type RecipientRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
+    i64,
 );
 
-const MESSAGE_COLUMNS: &str = "id, sender, size, envid, ret_full, created_at";
-const RECIPIENT_COLUMNS: &str =
-    "id, message_id, address, domain, state, attempts, next_attempt, last_error, notify, orcpt";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, sender, size, envid, ret_full, created_at";
+pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, address, domain, state, attempts, \
+     next_attempt, last_error, notify, orcpt, claimed_by, locked_until";
 
 fn recipient_from_row(row: RecipientRow) -> (i64, QueuedRecipient) {
-    let (id, message, address, domain, state, attempts, next_attempt, last_error, notify, orcpt) =
-        row;
+    let (
+        id,
+        message,
+        address,
+        domain,
+        state,
+        attempts,
+        next_attempt,
+        last_error,
+        notify,
+        orcpt,
+        claimed_by,
+        lease_until,
+    ) = row;
     (
         message,
         QueuedRecipient {
@@ -150,11 +169,16 @@ fn recipient_from_row(row: RecipientRow) -> (i64, QueuedRecipient) {
             last_error,
             notify,
             orcpt,
+            claimed_by,
+            lease_until,
         },
     )
 }
 
-fn assemble(messages: Vec<MessageRow>, recipients: Vec<RecipientRow>) -> Vec<QueuedMessage> {
+pub(crate) fn assemble(
+    messages: Vec<MessageRow>,
+    recipients: Vec<RecipientRow>,
+) -> Vec<QueuedMessage> {
     let mut by_message: BTreeMap<i64, Vec<QueuedRecipient>> = BTreeMap::new();
     for row in recipients {
         let (message, recipient) = recipient_from_row(row);
@@ -180,56 +204,14 @@ impl Store {
     /// Resolves when a message was queued in this process (or after a while:
     /// other nodes queue too, so workers also poll).
     pub async fn queue_wait(&self, max: std::time::Duration) {
-        let _ = tokio::time::timeout(max, self.inner.queue_wakeup.notified()).await;
+        let _ = tokio::time::timeout(max, self.queue_wakeup()).await;
     }
 
-    /// Claims up to `limit` due recipients for `lease` seconds and returns
-    /// them grouped by message. A claim that is not recorded before the lease
-    /// ends (a crashed node) becomes due again.
-    pub async fn queue_claim(&self, limit: i64, lease: i64) -> Result<Vec<QueuedMessage>> {
-        let now = unix_now();
-        let lock = if self.backend_name() == "postgres" {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        let (messages, recipients) = with_pool!(self.db_write(), pool => {
-            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
-            let rows: Vec<RecipientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients \
-                 WHERE state IN ('pending', 'deferred') AND next_attempt <= $1 AND locked_until <= $1 \
-                 ORDER BY next_attempt, id LIMIT $2{lock}"
-            )))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-            if rows.is_empty() {
-                tx.commit().await?;
-                (Vec::new(), Vec::new())
-            } else {
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE queue_recipients SET locked_until = $1 WHERE id IN ({})",
-                    crate::id_list(ids.iter().copied())
-                )))
-                .bind(now + lease)
-                .execute(&mut *tx)
-                .await?;
-                let mut message_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
-                message_ids.sort_unstable();
-                message_ids.dedup();
-                let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE id IN ({}) ORDER BY id",
-                    crate::id_list(message_ids.iter().copied())
-                )))
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (messages, rows)
-            }
-        });
-        Ok(assemble(messages, recipients))
+    /// Resolves when a message is queued in this process after this call.
+    /// A worker takes it *before* it claims, so a message queued while it
+    /// claims (and found nothing) still wakes it.
+    pub fn queue_wakeup(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.queue_wakeup.notified()
     }
 
     /// The bytes of a queued message.
@@ -241,32 +223,6 @@ impl Store {
                 .await?
         });
         Ok(row.map(|(data,)| Bytes::from(data)))
-    }
-
-    /// Records attempt outcomes (and releases the claims).
-    pub async fn queue_record(&self, outcomes: &[(i64, Outcome)]) -> Result<()> {
-        with_pool!(self.db_write(), pool => {
-            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
-            for (id, outcome) in outcomes {
-                let (state, next, error) = match outcome {
-                    Outcome::Delivered { reply } => (RecipientState::Delivered, 0, reply.clone()),
-                    Outcome::Deferred { next_attempt, error } => (RecipientState::Deferred, *next_attempt, error.clone()),
-                    Outcome::Failed { error } => (RecipientState::Failed, 0, error.clone()),
-                };
-                sqlx::query(
-                    "UPDATE queue_recipients SET state = $1, next_attempt = $2, last_error = $3, \
-                     attempts = attempts + 1, locked_until = 0 WHERE id = $4",
-                )
-                .bind(state.as_str())
-                .bind(next)
-                .bind(error)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     /// Every queued message with its recipients, oldest first.
@@ -307,11 +263,13 @@ impl Store {
     }
 
     /// Makes every undelivered recipient of a message due now (deferred and
-    /// failed ones too). Returns how many.
+    /// failed ones too). Returns how many. A recipient being delivered right
+    /// now keeps its claim: that attempt's outcome stands, and a second
+    /// worker does not send it at the same time.
     pub async fn queue_retry(&self, id: QueueId) -> Result<u64> {
         let done = with_pool!(self.db_write(), pool => {
             sqlx::query(
-                "UPDATE queue_recipients SET state = 'pending', next_attempt = $1, locked_until = 0 \
+                "UPDATE queue_recipients SET state = 'pending', next_attempt = $1 \
                  WHERE message_id = $2 AND state <> 'delivered'",
             )
             .bind(unix_now())
@@ -326,7 +284,8 @@ impl Store {
         Ok(done)
     }
 
-    /// Removes a message and its recipients from the queue.
+    /// Removes a message and its recipients from the queue. A worker
+    /// delivering it finds its lease gone at the next renewal and stops.
     pub async fn queue_remove(&self, id: QueueId) -> Result<bool> {
         let removed = with_pool!(self.db_write(), pool => {
             let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
