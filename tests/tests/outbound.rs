@@ -3,6 +3,9 @@
 //! (bob@remote.test, carol@remote.test) by MX — DNS records put into the
 //! verifier by the test — or through the remote one as a smarthost.
 //! Retries, bounces (RFC 3464) and DKIM signing, on SQLite and PostgreSQL.
+//! The queue worker's own tests (`outbound/queue_worker.rs`) use a tiny
+//! SMTP server of the test's (`outbound/test_mx.rs`, slow.test at
+//! 127.0.0.2) that stalls where a test wants it to.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "outbound pass";
 
-/// A verifier that routes remote.test to 127.0.0.1.
+/// A verifier that routes remote.test to 127.0.0.1 and slow.test to 127.0.0.2.
 fn dns() -> Arc<Verifier> {
     let verifier = Verifier::offline();
     verifier
@@ -23,6 +26,10 @@ fn dns() -> Arc<Verifier> {
     verifier
         .dns()
         .add_ipv4("mx.remote.test", vec![[127, 0, 0, 1].into()]);
+    verifier.dns().add_mx("slow.test", &[(10, "mx.slow.test")]);
+    verifier
+        .dns()
+        .add_ipv4("mx.slow.test", vec![[127, 0, 0, 2].into()]);
     Arc::new(verifier)
 }
 
@@ -278,3 +285,24 @@ async fn smarthost_with_starttls_and_auth() {
         remote.stop().await;
     }
 }
+
+/// Waits up to `limit` for `done`, failing with `what`.
+async fn wait_until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "{what} (waited {limit:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn queue_empty(ts: &TestServer) {
+    wait_until(Duration::from_secs(30), "the queue empties", async || {
+        ts.store().queue_list().await.unwrap().is_empty()
+    })
+    .await;
+}
+
+#[path = "outbound/queue_worker.rs"]
+mod queue_worker;
+#[path = "outbound/test_mx.rs"]
+mod test_mx;

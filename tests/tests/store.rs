@@ -755,7 +755,8 @@ async fn account_locks_hold_across_store_handles_and_release_on_drop() {
 /// at once never get the same recipient, and between them get every one.
 #[tokio::test]
 async fn queue_claims_never_overlap_between_nodes() {
-    use pillarbox_store::queue::{OutboundMessage, OutboundRecipient, Outcome};
+    use pillarbox_store::queue::{OutboundMessage, OutboundRecipient, Outcome, QueueHolder};
+    const LEASE: Duration = Duration::from_secs(600);
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let node_a = db.store().await;
@@ -780,16 +781,20 @@ async fn queue_claims_never_overlap_between_nodes() {
                 .unwrap();
             assert!(delivered.is_empty() && queued.is_some());
         }
-        let claim = |store: Store| async move {
+        let claim = |store: Store, holder: QueueHolder| async move {
             let mut ids = Vec::new();
             for _ in 0..20 {
-                for m in store.queue_claim(7, 600).await.unwrap() {
+                for m in store.queue_claim(&holder, 7, LEASE).await.unwrap() {
                     ids.extend(m.recipients.iter().map(|r| r.id));
                 }
             }
             ids
         };
-        let (a, b) = tokio::join!(claim(node_a.clone()), claim(node_b.clone()));
+        let (holder_a, holder_b) = (QueueHolder::new(), QueueHolder::new());
+        let (a, b) = tokio::join!(
+            claim(node_a.clone(), holder_a.clone()),
+            claim(node_b.clone(), holder_b.clone())
+        );
         let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
         all.sort_unstable();
         let before = all.len();
@@ -801,19 +806,39 @@ async fn queue_claims_never_overlap_between_nodes() {
         );
         assert_eq!(all.len(), 100, "{backend:?}: every recipient claimed once");
         // Claimed recipients are not due again until recorded; recorded ones are final.
-        assert!(node_a.queue_claim(100, 600).await.unwrap().is_empty());
-        let outcomes: Vec<(i64, Outcome)> = all
-            .iter()
-            .map(|id| {
-                (
-                    *id,
-                    Outcome::Delivered {
-                        reply: "250 ok".into(),
-                    },
-                )
-            })
-            .collect();
-        node_b.queue_record(&outcomes).await.unwrap();
+        assert!(
+            node_a
+                .queue_claim(&holder_a, 100, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let delivered = |ids: &[i64]| -> Vec<(i64, Outcome)> {
+            ids.iter()
+                .map(|id| {
+                    (
+                        *id,
+                        Outcome::Delivered {
+                            reply: "250 ok".into(),
+                        },
+                    )
+                })
+                .collect()
+        };
+        assert!(
+            node_a
+                .queue_record(&holder_a, &delivered(&a))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            node_b
+                .queue_record(&holder_b, &delivered(&b))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let list = node_a.queue_list().await.unwrap();
         assert!(
             list.iter()

@@ -103,8 +103,17 @@ pub struct QueueConfig {
     pub max_age_secs: u64,
     /// The port of remote MX hosts (25; another value only for tests and labs).
     pub mx_port: u16,
-    /// Parallel deliveries.
+    /// Deliveries in flight at once (one message to one destination each).
+    /// A free one claims more due mail at once; a slow destination holds
+    /// only its own.
     pub workers: usize,
+    /// How long a claim on a recipient lasts without renewal: after a node
+    /// stops, its recipients are due again this long after its last renewal.
+    pub lease_secs: u64,
+    /// How often a worker renews the leases of the deliveries it has in
+    /// flight; less than `lease_secs` (a larger value is replaced by a third
+    /// of it).
+    pub lease_renew_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -114,6 +123,8 @@ impl Default for QueueConfig {
             max_age_secs: 5 * 86400,
             mx_port: 25,
             workers: 8,
+            lease_secs: 300,
+            lease_renew_secs: 60,
         }
     }
 }

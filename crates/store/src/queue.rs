@@ -1,14 +1,15 @@
 //! The outbound queue: messages for remote recipients, each recipient with
 //! its own state. Writers put a message in the queue in the same transaction
 //! that stores local copies (`Store::deliver_and_queue`); delivery workers
-//! claim due recipients with a lease — on PostgreSQL with `FOR UPDATE SKIP
-//! LOCKED`, so several nodes share the queue and never claim the same
-//! recipient twice — and record each outcome.
+//! claim due recipients with a lease, renew it while they deliver, and record
+//! each outcome (`queue_claims.rs`).
 
 use crate::error::Result;
 use crate::{Store, with_pool};
 use bytes::Bytes;
 use std::collections::BTreeMap;
+
+pub use crate::queue_claims::QueueHolder;
 
 /// A queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +96,10 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
     pub notify: Option<String>,
     pub orcpt: Option<String>,
+    /// The worker holding the claim ([`QueueHolder`]), while one does.
+    pub claimed_by: Option<String>,
+    /// Unix seconds: the end of the claim's lease (0: never claimed or released).
+    pub lease_until: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +122,8 @@ pub enum Outcome {
     Failed { error: String },
 }
 
-type MessageRow = (i64, String, i64, Option<String>, i64, i64);
-type RecipientRow = (
+pub(crate) type MessageRow = (i64, String, i64, Option<String>, i64, i64);
+pub(crate) type RecipientRow = (
     i64,
     i64,
     String,
@@ -129,15 +134,29 @@ type RecipientRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
+    i64,
 );
 
-const MESSAGE_COLUMNS: &str = "id, sender, size, envid, ret_full, created_at";
-const RECIPIENT_COLUMNS: &str =
-    "id, message_id, address, domain, state, attempts, next_attempt, last_error, notify, orcpt";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, sender, size, envid, ret_full, created_at";
+pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, address, domain, state, attempts, \
+     next_attempt, last_error, notify, orcpt, claimed_by, locked_until";
 
 fn recipient_from_row(row: RecipientRow) -> (i64, QueuedRecipient) {
-    let (id, message, address, domain, state, attempts, next_attempt, last_error, notify, orcpt) =
-        row;
+    let (
+        id,
+        message,
+        address,
+        domain,
+        state,
+        attempts,
+        next_attempt,
+        last_error,
+        notify,
+        orcpt,
+        claimed_by,
+        lease_until,
+    ) = row;
     (
         message,
         QueuedRecipient {
@@ -150,11 +169,16 @@ fn recipient_from_row(row: RecipientRow) -> (i64, QueuedRecipient) {
             last_error,
             notify,
             orcpt,
+            claimed_by,
+            lease_until,
         },
     )
 }
 
-fn assemble(messages: Vec<MessageRow>, recipients: Vec<RecipientRow>) -> Vec<QueuedMessage> {
+pub(crate) fn assemble(
+    messages: Vec<MessageRow>,
+    recipients: Vec<RecipientRow>,
+) -> Vec<QueuedMessage> {
     let mut by_message: BTreeMap<i64, Vec<QueuedRecipient>> = BTreeMap::new();
     for row in recipients {
         let (message, recipient) = recipient_from_row(row);
@@ -180,56 +204,14 @@ impl Store {
     /// Resolves when a message was queued in this process (or after a while:
     /// other nodes queue too, so workers also poll).
     pub async fn queue_wait(&self, max: std::time::Duration) {
-        let _ = tokio::time::timeout(max, self.inner.queue_wakeup.notified()).await;
+        let _ = tokio::time::timeout(max, self.queue_wakeup()).await;
     }
 
-    /// Claims up to `limit` due recipients for `lease` seconds and returns
-    /// them grouped by message. A claim that is not recorded before the lease
-    /// ends (a crashed node) becomes due again.
-    pub async fn queue_claim(&self, limit: i64, lease: i64) -> Result<Vec<QueuedMessage>> {
-        let now = unix_now();
-        let lock = if self.backend_name() == "postgres" {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        let (messages, recipients) = with_pool!(self.db_write(), pool => {
-            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
-            let rows: Vec<RecipientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients \
-                 WHERE state IN ('pending', 'deferred') AND next_attempt <= $1 AND locked_until <= $1 \
-                 ORDER BY next_attempt, id LIMIT $2{lock}"
-            )))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-            if rows.is_empty() {
-                tx.commit().await?;
-                (Vec::new(), Vec::new())
-            } else {
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE queue_recipients SET locked_until = $1 WHERE id IN ({})",
-                    crate::id_list(ids.iter().copied())
-                )))
-                .bind(now + lease)
-                .execute(&mut *tx)
-                .await?;
-                let mut message_ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
-                message_ids.sort_unstable();
-                message_ids.dedup();
-                let messages: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM queue_messages WHERE id IN ({}) ORDER BY id",
-                    crate::id_list(message_ids.iter().copied())
-                )))
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (messages, rows)
-            }
-        });
-        Ok(assemble(messages, recipients))
+    /// Resolves when a message is queued in this process after this call.
+    /// A worker takes it *before* it claims, so a message queued while it
+    /// claims (and found nothing) still wakes it.
+    pub fn queue_wakeup(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.queue_wakeup.notified()
     }
 
     /// The bytes of a queued message.
@@ -241,32 +223,6 @@ impl Store {
                 .await?
         });
         Ok(row.map(|(data,)| Bytes::from(data)))
-    }
-
-    /// Records attempt outcomes (and releases the claims).
-    pub async fn queue_record(&self, outcomes: &[(i64, Outcome)]) -> Result<()> {
-        with_pool!(self.db_write(), pool => {
-            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
-            for (id, outcome) in outcomes {
-                let (state, next, error) = match outcome {
-                    Outcome::Delivered { reply } => (RecipientState::Delivered, 0, reply.clone()),
-                    Outcome::Deferred { next_attempt, error } => (RecipientState::Deferred, *next_attempt, error.clone()),
-                    Outcome::Failed { error } => (RecipientState::Failed, 0, error.clone()),
-                };
-                sqlx::query(
-                    "UPDATE queue_recipients SET state = $1, next_attempt = $2, last_error = $3, \
-                     attempts = attempts + 1, locked_until = 0 WHERE id = $4",
-                )
-                .bind(state.as_str())
-                .bind(next)
-                .bind(error)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
     }
 
     /// Every queued message with its recipients, oldest first.
@@ -307,11 +263,13 @@ impl Store {
     }
 
     /// Makes every undelivered recipient of a message due now (deferred and
-    /// failed ones too). Returns how many.
+    /// failed ones too). Returns how many. A recipient being delivered right
+    /// now keeps its claim: that attempt's outcome stands, and a second
+    /// worker does not send it at the same time.
     pub async fn queue_retry(&self, id: QueueId) -> Result<u64> {
         let done = with_pool!(self.db_write(), pool => {
             sqlx::query(
-                "UPDATE queue_recipients SET state = 'pending', next_attempt = $1, locked_until = 0 \
+                "UPDATE queue_recipients SET state = 'pending', next_attempt = $1 \
                  WHERE message_id = $2 AND state <> 'delivered'",
             )
             .bind(unix_now())
@@ -326,7 +284,8 @@ impl Store {
         Ok(done)
     }
 
-    /// Removes a message and its recipients from the queue.
+    /// Removes a message and its recipients from the queue. A worker
+    /// delivering it finds its lease gone at the next renewal and stops.
     pub async fn queue_remove(&self, id: QueueId) -> Result<bool> {
         let removed = with_pool!(self.db_write(), pool => {
             let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
@@ -355,174 +314,5 @@ impl Store {
         });
         self.inner.queue_wakeup.notify_waiters();
         Ok(id)
-    }
-
-    /// Stores a DKIM signing key for a domain (replacing one with the same selector).
-    pub async fn dkim_key_put(
-        &self,
-        domain: &str,
-        selector: &str,
-        algorithm: &str,
-        private_key: &[u8],
-        public_key: &str,
-    ) -> Result<()> {
-        with_pool!(self.db_write(), pool => {
-            sqlx::query(
-                "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain, selector) DO UPDATE SET \
-                 algorithm = excluded.algorithm, private_key = excluded.private_key, \
-                 public_key = excluded.public_key, created_at = excluded.created_at",
-            )
-            .bind(domain.to_ascii_lowercase())
-            .bind(selector)
-            .bind(algorithm)
-            .bind(private_key)
-            .bind(public_key)
-            .bind(unix_now())
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// The newest DKIM key of a domain: (selector, algorithm, private key, public key).
-    pub async fn dkim_key(
-        &self,
-        domain: &str,
-    ) -> Result<Option<(String, String, Vec<u8>, String)>> {
-        let row = with_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT selector, algorithm, private_key, public_key FROM dkim_keys \
-                 WHERE domain = $1 ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(domain.to_ascii_lowercase())
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row)
-    }
-}
-
-impl Store {
-    /// Content hashes (BLAKE3 of the stored bytes) of the messages in a
-    /// mailbox: imports use them to skip what is already there.
-    pub async fn mailbox_hashes(
-        &self,
-        mailbox: crate::MailboxId,
-    ) -> Result<std::collections::HashSet<String>> {
-        let rows: Vec<(String,)> = with_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT m.blob_hash FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
-                 WHERE mm.mailbox_id = $1",
-            )
-            .bind(mailbox.0)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows.into_iter().map(|(h,)| h).collect())
-    }
-}
-
-impl Store {
-    /// Where an import of `folder` from `source` left off: (UIDVALIDITY, last UID).
-    pub async fn import_state(
-        &self,
-        account: crate::AccountId,
-        source: &str,
-        folder: &str,
-    ) -> Result<Option<(u32, u32)>> {
-        let row: Option<(i64, i64)> = with_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT uid_validity, last_uid FROM import_state WHERE account_id = $1 AND source = $2 AND folder = $3",
-            )
-            .bind(account.0)
-            .bind(source)
-            .bind(folder)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(row.map(|(v, u)| (v as u32, u as u32)))
-    }
-
-    pub async fn set_import_state(
-        &self,
-        account: crate::AccountId,
-        source: &str,
-        folder: &str,
-        uid_validity: u32,
-        last_uid: u32,
-    ) -> Result<()> {
-        with_pool!(self.db_write(), pool => {
-            sqlx::query(
-                "INSERT INTO import_state (account_id, source, folder, uid_validity, last_uid) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (account_id, source, folder) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid",
-            )
-            .bind(account.0)
-            .bind(source)
-            .bind(folder)
-            .bind(uid_validity as i64)
-            .bind(last_uid as i64)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Records which local message (mailbox, UID) imported source UIDs became.
-    pub async fn set_import_map(
-        &self,
-        account: crate::AccountId,
-        source: &str,
-        folder: &str,
-        entries: &[(u32, crate::MailboxId, crate::Uid)],
-    ) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        with_pool!(self.db_write(), pool => {
-            let mut tx = crate::dialect::WritePool::begin_write(pool).await?;
-            for (remote, mailbox, uid) in entries {
-                sqlx::query(
-                    "INSERT INTO import_map (account_id, source, folder, remote_uid, mailbox_id, local_uid) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, source, folder, remote_uid) \
-                     DO UPDATE SET mailbox_id = excluded.mailbox_id, local_uid = excluded.local_uid",
-                )
-                .bind(account.0)
-                .bind(source)
-                .bind(folder)
-                .bind(*remote as i64)
-                .bind(mailbox.0)
-                .bind(uid.0 as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Source UID → (local mailbox, local UID) for one imported folder.
-    pub async fn import_map(
-        &self,
-        account: crate::AccountId,
-        source: &str,
-        folder: &str,
-    ) -> Result<std::collections::HashMap<u32, (crate::MailboxId, crate::Uid)>> {
-        let rows: Vec<(i64, i64, i64)> = with_pool!(self.db(), pool => {
-            sqlx::query_as(
-                "SELECT remote_uid, mailbox_id, local_uid FROM import_map WHERE account_id = $1 AND source = $2 AND folder = $3",
-            )
-            .bind(account.0)
-            .bind(source)
-            .bind(folder)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(r, m, u)| (r as u32, (crate::MailboxId(m), crate::Uid(u as u32))))
-            .collect())
     }
 }
