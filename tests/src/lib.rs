@@ -2,6 +2,7 @@
 //! PostgreSQL, with real TLS, and small helpers for raw-socket clients.
 
 pub mod hostile;
+pub mod stress;
 
 use pillarbox::config::Config;
 use pillarbox::serve::RunningServer;
