@@ -13,6 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Untagged responses one command may get before the checker gives up on
+/// it (a FETCH 1:* of the largest mailbox a run makes is far below).
+const MAX_UNTAGGED: usize = 200_000;
+
 /// A tagged answer and the untagged responses that came with it.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -309,6 +313,13 @@ impl ImapClient {
         let mut untagged = Vec::new();
         let mut literal = literal;
         loop {
+            if untagged.len() > MAX_UNTAGGED {
+                self.fail(
+                    format!("IMAP {} endless answer", ctx.name),
+                    format!("more than {MAX_UNTAGGED} untagged responses to one command"),
+                );
+                return Err(Lost::TooLarge);
+            }
             match self.step(ctx, &mut untagged, None).await? {
                 None => {}
                 Some(Response::Continuation(_)) => match literal.take() {
@@ -392,6 +403,9 @@ impl ImapClient {
         let mut untagged = Vec::new();
         // Up to the go-ahead (a refusal ends the command at once).
         loop {
+            if untagged.len() > MAX_UNTAGGED {
+                return Err(Lost::TooLarge);
+            }
             match self.step(ctx, &mut untagged, None).await? {
                 Some(Response::Continuation(_)) => break,
                 Some(Response::Tagged {
@@ -409,6 +423,9 @@ impl ImapClient {
         }
         let until = tokio::time::Instant::now() + wait;
         loop {
+            if untagged.len() > MAX_UNTAGGED {
+                return Err(Lost::TooLarge);
+            }
             match self.step(ctx, &mut untagged, Some(until)).await {
                 Err(Lost::Timeout) => break,
                 Err(other) => return Err(other),
@@ -428,6 +445,9 @@ impl ImapClient {
         }
         self.conn.send(b"DONE\r\n").await?;
         loop {
+            if untagged.len() > MAX_UNTAGGED {
+                return Err(Lost::TooLarge);
+            }
             if let Some(Response::Tagged {
                 status, code, text, ..
             }) = self.step(ctx, &mut untagged, None).await?

@@ -134,19 +134,25 @@ pub async fn run(
     }
     let stop_by = plan.deadline + STOP_GRACE;
     let mut open: Vec<ImapClient> = Vec::new();
-    for task in imap_tasks {
-        match tokio::time::timeout_at(stop_by, task).await {
+    for mut task in imap_tasks {
+        match tokio::time::timeout_at(stop_by, &mut task).await {
             Ok(Ok(Some(client))) => open.push(client),
             Ok(Ok(None)) => {}
             Ok(Err(error)) => stuck(&plan, format!("an IMAP client task failed: {error}")),
-            Err(_) => stuck(&plan, "an IMAP client did not stop".into()),
+            Err(_) => {
+                task.abort();
+                stuck(&plan, "an IMAP client did not stop".into());
+            }
         }
     }
-    for task in other_tasks {
-        match tokio::time::timeout_at(stop_by, task).await {
+    for mut task in other_tasks {
+        match tokio::time::timeout_at(stop_by, &mut task).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => stuck(&plan, format!("a client task failed: {error}")),
-            Err(_) => stuck(&plan, "a POP3 or SMTP client did not stop".into()),
+            Err(_) => {
+                task.abort();
+                stuck(&plan, "a POP3 or SMTP client did not stop".into());
+            }
         }
     }
     let ran = started.elapsed();

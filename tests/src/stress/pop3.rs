@@ -218,8 +218,9 @@ impl Pop3Worker {
             }
             retrieved.insert(n, id);
         }
-        // DELE a message retrieved here, of this run (so the ledger knows it).
-        let mut deleted = Vec::new();
+        // DELE a message retrieved here, of this run (so the ledger knows it
+        // may go). Whether QUIT removes it is the account's POP3 policy; the
+        // IMAP sessions see the EXPUNGE if it does.
         if self.rng.random_bool(0.3) {
             let ours: Vec<(u32, String)> = retrieved
                 .iter()
@@ -228,26 +229,12 @@ impl Pop3Worker {
                 .collect();
             if let Some((n, id)) = ours.first() {
                 lock(&self.plan.shared).world.intend_delete(id);
-                if self
-                    .command(session, "DELE", &format!("DELE {n}"))
-                    .await?
-                    .ok()
-                    .is_some()
-                    && let Some(uid) = uidl.get(n).and_then(|u| unique_uid(u))
-                {
-                    deleted.push(uid);
-                }
+                self.command(session, "DELE", &format!("DELE {n}")).await?;
             }
         }
         self.release(session);
         session.holding = false;
-        if self.command(session, "QUIT", "QUIT").await?.ok().is_some() {
-            let mut shared = lock(&self.plan.shared);
-            shared.world.tick();
-            for uid in deleted {
-                shared.world.expunged(&inbox, uid);
-            }
-        }
+        self.command(session, "QUIT", "QUIT").await?;
         Ok(())
     }
 
