@@ -4,6 +4,7 @@
 pub mod hostile;
 pub mod imap;
 pub mod store_fixture;
+pub mod stress;
 
 use pillarbox::config::Config;
 use pillarbox::serve::RunningServer;

@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
 mod bench;
+mod stress;
 
 use clap::Parser;
 use std::process::{Command, ExitCode};
@@ -48,9 +49,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "stress" => {
+            let args = stress::Args::parse_from(std::env::args().skip(1));
+            match stress::main(args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => {
+                    eprintln!("stress: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         _ => {
             eprintln!("usage: cargo xtask check   (fmt --check, clippy -D warnings, tests)");
             eprintln!("       cargo xtask bench WORKLOAD [options]   (see BENCHMARKS.md)");
+            eprintln!(
+                "       cargo xtask stress [options]   (invariants under concurrent clients; see README)"
+            );
             ExitCode::from(2)
         }
     }
