@@ -3,21 +3,11 @@
 //! the invariants of `pillarbox_tests::stress` checked after every
 //! response. `cargo xtask stress` runs the same checker longer.
 //!
-//! One test per configuration, each ignored while server bugs the checker
-//! found on main (a013cca) make it fail; the reasons name them:
-//!
-//! 1. a keyword new to the mailbox shows in FETCH FLAGS with no untagged
-//!    FLAGS listing it first (FLAGS is sent only at SELECT);
-//! 2. `\Recent` goes to every session that had the mailbox selected when a
-//!    message arrived;
-//! 3. FETCH of ENVELOPE or BODY[] of a message another session just
-//!    expunged answers `NO [SERVERBUG]` (the message's blob is gone);
-//! 4. PostgreSQL: two sessions expunging the same message collide on
-//!    `expunged_pkey`: `NO [UNAVAILABLE]` to EXPUNGE, UID EXPUNGE and CLOSE,
-//!    `-ERR [SYS/TEMP]` to POP3 QUIT.
-//!
-//! Run them with `cargo test -p pillarbox-tests --test stress -- --ignored`
-//! and drop an `#[ignore]` when its test passes.
+//! One test per configuration. The checker found four server bugs when it
+//! was written, each fixed since: a keyword shown in FETCH FLAGS before any
+//! FLAGS listed it; `\Recent` in several sessions; FETCH of a message just
+//! expunged elsewhere answering `NO [SERVERBUG]`; and on PostgreSQL two
+//! sessions expunging the same message colliding on `expunged_pkey`.
 
 use pillarbox_tests::stress::servers::{Launched, Setup};
 use pillarbox_tests::stress::{self, Settings};
@@ -55,13 +45,11 @@ async fn short_run(setup: Setup, seed: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on main a013cca with server bugs 1-3 of this file's header: keywords without FLAGS, \\Recent in several sessions, FETCH of a just-expunged message NO [SERVERBUG]"]
 async fn sqlite_keeps_every_invariant_under_concurrent_clients() {
     short_run(Setup::Sqlite, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on main a013cca with server bugs 1-4 of this file's header; 4: concurrent expunges collide on expunged_pkey (NO [UNAVAILABLE])"]
 async fn postgres_keeps_every_invariant_under_concurrent_clients() {
     if postgres() {
         short_run(Setup::Postgres, 2).await;
@@ -69,7 +57,6 @@ async fn postgres_keeps_every_invariant_under_concurrent_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on main a013cca with server bugs 1-4 of this file's header; 4: concurrent expunges collide on expunged_pkey (NO [UNAVAILABLE])"]
 async fn two_nodes_on_one_postgres_keep_every_invariant_under_concurrent_clients() {
     if postgres() {
         short_run(Setup::TwoNodes, 3).await;
