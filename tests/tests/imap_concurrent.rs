@@ -1,9 +1,10 @@
 //! Several IMAP sessions on one mailbox, on SQLite and PostgreSQL: \Recent
-//! belongs to one session, and a new keyword is announced before it is shown.
+//! belongs to one session, a new keyword is announced before it is shown,
+//! and a FETCH racing another session's EXPUNGE is never a server error.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use pillarbox_tests::imap::{append, command, has, login, untagged_number};
+use pillarbox_tests::imap::{append, command, has, last, login, untagged_number};
 use pillarbox_tests::{TestServer, backends};
 
 const PASSWORD: &str = "imap pass";
@@ -151,6 +152,56 @@ async fn a_new_keyword_is_announced_before_it_is_shown() {
             flags.is_some() && fetch.is_some() && flags < fetch,
             "{lines:?}"
         );
+        ts.stop().await;
+    }
+}
+
+/// A session still numbering a message another session expunged gets the
+/// data of the others and NO [EXPUNGEISSUED] (RFC 2180 §4.1.2, RFC 5530),
+/// never a server error; the EXPUNGE is reported at its next NOOP.
+#[tokio::test]
+async fn fetch_of_a_message_expunged_elsewhere_is_never_a_server_error() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut a = login(&ts, ALICE, PASSWORD).await;
+        let mut b = login(&ts, ALICE, PASSWORD).await;
+        for n in 1..=3 {
+            append(&mut a, "INBOX", "()", &message(n)).await;
+        }
+        command(&mut a, "a SELECT INBOX").await;
+        command(&mut b, "b SELECT INBOX").await;
+        command(&mut b, "b STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+        let lines = command(&mut b, "b EXPUNGE").await;
+        assert!(has(&lines, "* 2 EXPUNGE"), "{lines:?}");
+
+        let lines = command(&mut a, "a FETCH 1:3 (UID BODY.PEEK[] ENVELOPE)").await;
+        assert!(
+            !has(&lines, "SERVERBUG") && !has(&lines, "UNAVAILABLE"),
+            "{lines:?}"
+        );
+        assert!(
+            has(&lines, "Body of note 1.") && has(&lines, "Body of note 3."),
+            "{lines:?}"
+        );
+        assert!(!has(&lines, "Body of note 2."), "{lines:?}");
+        assert!(
+            last(&lines).starts_with("a NO [EXPUNGEISSUED]"),
+            "{lines:?}"
+        );
+        // The others answer as usual; the expunged one again says why.
+        let lines = command(&mut a, "a2 FETCH 1 (UID FLAGS)").await;
+        assert!(
+            has(&lines, "* 1 FETCH (UID 1 FLAGS (") && last(&lines).starts_with("a2 OK"),
+            "{lines:?}"
+        );
+        let lines = command(&mut a, "a3 FETCH 2 (UID FLAGS)").await;
+        assert!(
+            last(&lines).starts_with("a3 NO [EXPUNGEISSUED]"),
+            "{lines:?}"
+        );
+        let lines = command(&mut a, "a NOOP").await;
+        assert!(has(&lines, "* 2 EXPUNGE"), "{lines:?}");
         ts.stop().await;
     }
 }

@@ -89,6 +89,7 @@ impl Session<'_> {
             let entry = selected.messages[index].clone();
             if selected.gone.contains(&entry.uid) {
                 // Expunged by another session and not yet announced: no data.
+                expunge_issued = true;
                 continue;
             }
             if needs_meta && !metas.contains_key(&entry.message) {
@@ -283,6 +284,7 @@ async fn gone(
     error: pillarbox_store::StoreError,
 ) -> Result<bool> {
     match error {
+        pillarbox_store::StoreError::MessageExpunged(_) => Ok(true),
         pillarbox_store::StoreError::BlobMissing(_)
             if store.message(mailbox, uid).await?.is_none() =>
         {

@@ -499,6 +499,9 @@ pub(crate) fn store_failure(error: &StoreError) -> Done {
         StoreError::InvalidMailboxName { name, reason } => Done::No(format!(
             "[CANNOT] Mailbox name {name:?} is not allowed: {reason}"
         )),
+        StoreError::MessageExpunged(_) => Done::No(
+            "[EXPUNGEISSUED] A message was expunged by another session: NOOP shows which".into(),
+        ),
         StoreError::CannotDeleteInbox => Done::No("[CANNOT] The INBOX cannot be deleted".into()),
         StoreError::OverQuota { used, limit, .. } => Done::No(format!(
             "[OVERQUOTA] Mailbox is full ({used} of {limit} octets used): delete some messages first"
