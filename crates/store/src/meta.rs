@@ -108,27 +108,24 @@ pub struct Parsed {
 /// words. SEARCH matches a field if either line of it matches.
 pub fn header_fields(header_text: &str) -> String {
     let mut fields: Vec<(String, String)> = Vec::new();
-    // Whether continuation lines belong to a field (not before the first).
-    let mut open = false;
     for line in header_text.split_inclusive('\n') {
         let content = line.trim_end_matches(['\r', '\n']);
-        if line.starts_with([' ', '\t']) {
-            if let (true, Some((_, value))) = (open, fields.last_mut()) {
-                value.push_str(content);
-            }
+        if line.starts_with([' ', '\t'])
+            && let Some((_, value)) = fields.last_mut()
+        {
+            value.push_str(content);
             continue;
         }
-        // A broken line (no colon) is kept as a field with no name, with
-        // its continuations: SEARCH TEXT reads the whole header block, and
-        // the store's prefilter on these fields must never drop a message
-        // that the exact check would match.
+        // A broken line (no colon, or a continuation before any field) is
+        // kept as a field with no name, with its continuations: SEARCH TEXT
+        // reads the whole header block, and the store's prefilter on these
+        // fields must never drop a message that the exact check would match.
         let (name, value) = content
             .split_once(':')
             .map_or((String::new(), content), |(name, value)| {
                 (name.trim().to_ascii_lowercase(), value)
             });
         fields.push((name, value.to_string()));
-        open = true;
     }
     let mut out = String::with_capacity(header_text.len() + 64);
     for (name, value) in &fields {
@@ -164,13 +161,19 @@ const MAX_DEPTH: usize = 8;
 /// nests thousands of levels; the tree built here, its JSON (serde_json
 /// reads at most 128 levels back) and every walk over it stay bounded.
 pub const MAX_NESTING: usize = 32;
+/// Parts kept in one message's tree, nested messages included; the rest
+/// are left out. Broken MIME can make mail-parser name a part as a child
+/// of several parts (or of itself): without a count, 2 KB of such nesting
+/// made a tree of twenty million parts.
+pub const MAX_PARTS: usize = 10_000;
 /// Search text kept per message (the rest is not searchable by body).
 const MAX_BODY_TEXT: usize = 1 << 20;
 
 /// Parses a whole message. Never fails: unreadable MIME becomes a single
 /// `text/plain` part covering the bytes, as RFC 9051 asks of servers.
 pub fn parse(raw: &[u8]) -> Parsed {
-    let meta = parse_meta(raw, 0, 0, 0);
+    let mut parts_left = MAX_PARTS;
+    let meta = parse_meta(raw, 0, 0, 0, &mut parts_left);
     let header_end = meta.body.body_offset.min(raw.len() as u64) as usize;
     let header_text = String::from_utf8_lossy(&raw[..header_end]).into_owned();
     let mut body_text = String::new();
@@ -208,7 +211,14 @@ pub fn parse(raw: &[u8]) -> Parsed {
     }
 }
 
-fn parse_meta(raw: &[u8], base: u64, depth: usize, nesting: usize) -> MessageMeta {
+/// `parts_left` counts down the parts the whole tree may still take.
+fn parse_meta(
+    raw: &[u8],
+    base: u64,
+    depth: usize,
+    nesting: usize,
+    parts_left: &mut usize,
+) -> MessageMeta {
     let Some(message) = MessageParser::default().parse(raw) else {
         return MessageMeta {
             envelope: Envelope::default(),
@@ -216,8 +226,29 @@ fn parse_meta(raw: &[u8], base: u64, depth: usize, nesting: usize) -> MessageMet
         };
     };
     let envelope = envelope_of(raw, &message.parts[0].headers);
-    let body = part_tree(&message, 0, raw, base, depth, nesting);
+    // Each part of this parse is visited once, from a parent before it in
+    // the message: a child list naming a part again cannot repeat or loop.
+    let mut visited = vec![false; message.parts.len()];
+    let body = part_tree(
+        &message,
+        0,
+        raw,
+        base,
+        depth,
+        nesting,
+        &mut Walk {
+            visited: &mut visited,
+            parts_left,
+        },
+    );
     MessageMeta { envelope, body }
+}
+
+/// What a walk over one parse shares: parts already in the tree, and the
+/// parts the whole message may still take.
+struct Walk<'a> {
+    visited: &'a mut [bool],
+    parts_left: &'a mut usize,
 }
 
 fn opaque_text(raw: &[u8], base: u64) -> BodyPart {
@@ -263,10 +294,15 @@ fn part_tree(
     base: u64,
     depth: usize,
     nesting: usize,
+    walk: &mut Walk<'_>,
 ) -> BodyPart {
     let Some(part) = message.parts.get(index) else {
         return opaque_text(raw, base);
     };
+    if let Some(seen) = walk.visited.get_mut(index) {
+        *seen = true;
+    }
+    *walk.parts_left = walk.parts_left.saturating_sub(1);
     let (media_type, media_subtype, params) = match part.content_type() {
         Some(ct) => (
             ct.ctype().to_ascii_lowercase(),
@@ -337,10 +373,14 @@ fn part_tree(
         PartType::Multipart(children) => {
             node.media_type = "multipart".into();
             if nesting < MAX_NESTING {
-                node.parts = children
-                    .iter()
-                    .map(|child| part_tree(message, *child as usize, raw, base, depth, nesting + 1))
-                    .collect();
+                for child in children.iter().map(|c| *c as usize) {
+                    let fresh = child > index && walk.visited.get(child) == Some(&false);
+                    if !fresh || *walk.parts_left == 0 {
+                        continue;
+                    }
+                    let tree = part_tree(message, child, raw, base, depth, nesting + 1, walk);
+                    node.parts.push(tree);
+                }
             }
         }
         _ if node.is_message()
@@ -348,8 +388,14 @@ fn part_tree(
             && node.encoding != "QUOTED-PRINTABLE" =>
         {
             node.lines = count_lines(body_bytes);
-            if depth < MAX_DEPTH && nesting < MAX_NESTING {
-                let nested = parse_meta(body_bytes, base + body_offset, depth + 1, nesting + 1);
+            if depth < MAX_DEPTH && nesting < MAX_NESTING && *walk.parts_left > 0 {
+                let nested = parse_meta(
+                    body_bytes,
+                    base + body_offset,
+                    depth + 1,
+                    nesting + 1,
+                    walk.parts_left,
+                );
                 node.message = Some(Box::new(nested));
             }
         }
@@ -464,6 +510,25 @@ mod tests {
     /// whose inner multipart is never closed reaches a debug_assert! inside
     /// mail-parser. The workspace turns that crate's debug assertions off
     /// (Cargo.toml), so every build parses it as the release build does.
+    /// Found by the imap_fetch_encode fuzz target: 2.3 KB of nested
+    /// message/rfc822 and multipart parts made a tree of millions of parts
+    /// (over 2 GB to parse and encode).
+    #[test]
+    fn nested_messages_make_a_tree_bounded_by_the_message_size() {
+        fn count(part: &BodyPart) -> usize {
+            1 + part.parts.iter().map(count).sum::<usize>()
+                + part.message.as_ref().map_or(0, |m| count(&m.body))
+        }
+        let raw = include_bytes!("../testdata/nested-rfc822-blowup.eml");
+        let parsed = parse(raw);
+        let parts = count(&parsed.meta.body);
+        assert!(parts <= MAX_PARTS, "{parts} parts from {} bytes", raw.len());
+        let json = serde_json::to_string(&parsed.meta).unwrap();
+        let back: Result<MessageMeta, _> = serde_json::from_str(&json);
+        assert!(back.is_ok(), "{:?} {}", back.err(), json.len());
+        assert!(parsed.meta.body.is_multipart(), "{:?}", parsed.meta.body);
+    }
+
     #[test]
     fn an_unclosed_nested_multipart_parses_without_a_panic() {
         let raw = include_bytes!("../testdata/unclosed-nested-multipart.eml");
@@ -483,6 +548,15 @@ mod tests {
     }
 
     use super::*;
+
+    /// Found by the imap_search fuzz target: continuation lines before the
+    /// first field were dropped, so the prefilter lost text SEARCH TEXT finds.
+    #[test]
+    fn continuation_lines_before_the_first_field_stay_in_the_fields() {
+        let fields = header_fields(" fort\r\n dXT alPhaport\r\nTo: c@d\r\n");
+        assert!(fields.contains("fort dXT alPhaport"), "{fields}");
+        assert!(fields.contains("to: c@d"), "{fields}");
+    }
 
     #[test]
     fn envelope_keeps_raw_subject_and_parses_addresses() {
