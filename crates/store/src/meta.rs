@@ -202,6 +202,11 @@ pub fn parse(raw: &[u8]) -> Parsed {
             }
         }
     }
+    // PostgreSQL text cannot hold NUL (SQLite can): both keep U+FFFD in its
+    // place, so a message with NUL in its header or text is stored, and
+    // searched alike, on either backend. No SEARCH string can name a NUL.
+    let header_text = header_text.replace('\0', "\u{FFFD}");
+    let body_text = body_text.replace('\0', "\u{FFFD}");
     let search_fields = header_fields(&header_text);
     Parsed {
         meta,
