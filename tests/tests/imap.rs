@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use pillarbox_directory::AccountUpdate;
+use pillarbox_tests::imap::{append, command as cmd, has, last};
 use pillarbox_tests::{LineClient, TestServer, backends};
 use std::time::Duration;
 
@@ -20,35 +21,6 @@ async fn imaps(ts: &TestServer, address: &str) -> LineClient {
     let lines = cmd(&mut c, &format!("l LOGIN {address} \"{PASSWORD}\"")).await;
     assert!(last(&lines).starts_with("l OK"), "{lines:?}");
     c
-}
-
-/// Sends a tagged command (tag = the first word) and reads to its tagged answer.
-async fn cmd(c: &mut LineClient, line: &str) -> Vec<String> {
-    let tag = line.split(' ').next().unwrap().to_string();
-    c.send_line(line).await;
-    c.read_until(|l| l.starts_with(&format!("{tag} "))).await
-}
-
-fn last(lines: &[String]) -> &str {
-    lines.last().map(String::as_str).unwrap_or_default()
-}
-
-fn has(lines: &[String], text: &str) -> bool {
-    lines.iter().any(|l| l.contains(text))
-}
-
-async fn append(c: &mut LineClient, mailbox: &str, flags: &str, message: &str) -> String {
-    c.send_line(&format!(
-        "ap APPEND {mailbox} {flags} {{{}}}",
-        message.len()
-    ))
-    .await;
-    let go = c.read_line().await;
-    assert!(go.starts_with("+ "), "{go}");
-    c.send(message.as_bytes()).await;
-    c.send(b"\r\n").await;
-    let lines = c.read_until(|l| l.starts_with("ap ")).await;
-    last(&lines).to_string()
 }
 
 const PLAIN: &str = "From: Ann Example <ann@remote.test>\r\nTo: alice@example.test\r\nSubject: Lunch on Friday\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <lunch@remote.test>\r\n\r\nShall we meet at noon?\r\n";
