@@ -304,3 +304,80 @@ async fn a_client_trickling_bytes_before_login_is_cut_off_at_the_login_deadline(
     still_serves(&ts, &before, ip(70)).await;
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_side_failure_is_answered_with_a_reference_not_its_text() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // With SQLite, messages over 128 KiB are files: removing the file makes
+    // reading the message fail inside the server.
+    let ts = server(Backend::Sqlite, |_| {}).await;
+    let alice = ts
+        .running()
+        .directory
+        .account_by_address(ALICE)
+        .await
+        .unwrap()
+        .unwrap();
+    let inbox = ts.store().require_mailbox(alice.id, "INBOX").await.unwrap();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(200 * 1024));
+    ts.store()
+        .deliver(
+            &NewMessage {
+                raw: Bytes::from(big),
+                trace_headers: Vec::new(),
+                internal_date: None,
+            },
+            &[Target {
+                account: alice.id,
+                mailbox: inbox.id,
+                flags: Flags::new(),
+            }],
+        )
+        .await
+        .unwrap();
+    let blobs = ts.running().config.data_dir.join("blobs");
+    let mut removed = Vec::new();
+    let mut pending = vec![blobs.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                pending.push(entry.path());
+            } else {
+                removed.push(entry.file_name().to_string_lossy().into_owned());
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+    }
+    assert_eq!(removed.len(), 1, "one message file under {blobs:?}");
+
+    let mut c = connect(&ts, ip(40)).await;
+    c.send_line(&format!("USER {ALICE}")).await;
+    c.read_line().await;
+    c.send_line(&format!("PASS {PASSWORD}")).await;
+    assert!(c.read_line().await.starts_with("+OK"));
+    c.send_line("RETR 2").await;
+    let answer = c.read_line().await;
+    let answer = answer.trim_end();
+    let reference = answer
+        .strip_prefix("-ERR [SYS/TEMP] cannot read the message now, try again shortly (reference ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(reference.len(), 8, "{answer}");
+    assert!(reference.bytes().all(|b| b.is_ascii_hexdigit()), "{answer}");
+    assert!(
+        !answer.contains(&removed[0]) && !answer.contains("blob"),
+        "{answer}"
+    );
+    // The session goes on: the other message is still served.
+    c.send_line("RETR 1").await;
+    let answer = c.read_line().await;
+    assert!(answer.starts_with("+OK"), "{answer}");
+    let body = c.read_until(|l| l.trim_end() == ".").await;
+    assert!(
+        body.iter().any(|l| l.trim_end() == "Subject: hello"),
+        "{body:?}"
+    );
+    c.send_line("QUIT").await;
+    assert!(c.read_line().await.starts_with("+OK"));
+    ts.stop().await;
+}

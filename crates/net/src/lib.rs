@@ -10,11 +10,13 @@
 mod budget;
 mod config;
 mod connection;
+mod reference;
 mod server;
 pub mod tls;
 
 pub use budget::{BudgetExceeded, MemoryBudget, Reservation};
 pub use config::{ListenerConfig, TlsMode};
 pub use connection::{Connection, ReadError, Timeouts};
+pub use reference::error_reference;
 pub use server::{ConnectionLimits, Handler, LISTEN_BACKLOG, ListenerInfo, Slot, bind, serve};
 pub use tokio_util::sync::CancellationToken;

@@ -276,8 +276,7 @@ async fn login(
             return Flow::Continue;
         }
         Err(AuthError::Temporary(error)) => {
-            tracing::warn!(%error, "directory unavailable");
-            conn.write(b"-ERR [SYS/TEMP] account service unavailable, try again shortly\r\n");
+            temporary_failure(conn, &error, "account service unavailable");
             return Flow::Continue;
         }
     };
@@ -294,8 +293,7 @@ async fn login(
             return Flow::Continue;
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot take the maildrop lock");
-            conn.write(b"-ERR [SYS/TEMP] cannot lock the mailbox now, try again shortly\r\n");
+            temporary_failure(conn, &error, "cannot lock the mailbox now");
             return Flow::Continue;
         }
     };
@@ -312,8 +310,7 @@ async fn login(
             };
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot open the maildrop");
-            conn.write(b"-ERR [SYS/TEMP] cannot open the mailbox now, try again shortly\r\n");
+            temporary_failure(conn, &error, "cannot open the mailbox now");
         }
     }
     Flow::Continue
@@ -321,6 +318,16 @@ async fn login(
 
 /// Writes a message (or its first lines) dot-stuffed, CRLF line endings,
 /// ending with `.` (RFC 1939 §3).
+/// Answers a server-side failure: the client gets what failed and a
+/// reference, never the error's text; the log has both (RFC 3206 SYS/TEMP).
+fn temporary_failure(conn: &mut Connection, error: &dyn std::fmt::Display, what: &str) {
+    let reference = pillarbox_net::error_reference();
+    tracing::warn!(%error, %reference, "{what}");
+    conn.write(
+        format!("-ERR [SYS/TEMP] {what}, try again shortly (reference {reference})\r\n").as_bytes(),
+    );
+}
+
 fn write_multiline(conn: &mut Connection, bytes: &[u8], body_lines: Option<u32>) {
     let mut in_body = false;
     let mut body_left = body_lines;
@@ -411,8 +418,7 @@ async fn transaction(
                     return Flow::Continue;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot read the message");
-                    conn.write(b"-ERR [SYS/TEMP] cannot read the message now, try again\r\n");
+                    temporary_failure(conn, &error, "cannot read the message now");
                     return Flow::Continue;
                 }
             };
@@ -459,10 +465,7 @@ async fn transaction(
                     );
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "UPDATE failed");
-                    conn.write(
-                        b"-ERR [SYS/TEMP] some deleted messages were not removed, try again\r\n",
-                    );
+                    temporary_failure(conn, &error, "some deleted messages were not removed");
                 }
             }
             return Flow::Close;

@@ -141,12 +141,16 @@ pub(crate) async fn auth(
             "5.7.8",
             "sending is disabled for this account: ask the administrator",
         ),
-        Err(AuthError::Temporary(_)) => reply(
-            conn,
-            454,
-            "4.7.0",
-            "temporary authentication failure, try again",
-        ),
+        Err(AuthError::Temporary(error)) => {
+            let reference = pillarbox_net::error_reference();
+            tracing::warn!(%error, %reference, "account service unavailable");
+            reply(
+                conn,
+                454,
+                "4.7.0",
+                &format!("temporary authentication failure, try again (reference {reference})"),
+            )
+        }
     }
     Ok(())
 }

@@ -36,12 +36,21 @@ pub(crate) async fn deliver(
                 mailbox: inbox.id,
                 flags: Default::default(),
             }),
-            _ => {
+            other => {
+                let reference = pillarbox_net::error_reference();
+                match other {
+                    Err(error) => {
+                        tracing::warn!(%error, %reference, account = ?account, "cannot open a recipient's INBOX")
+                    }
+                    _ => tracing::warn!(%reference, account = ?account, "a recipient has no INBOX"),
+                }
                 reply(
                     conn,
                     451,
                     "4.3.0",
-                    "a recipient's mailbox is not available, try again later",
+                    &format!(
+                        "a recipient's mailbox is not available, try again later (reference {reference})"
+                    ),
                 );
                 return;
             }
@@ -180,8 +189,14 @@ pub(crate) async fn deliver(
             reply(conn, 452, "4.2.2", "mailbox full, try again later")
         }
         Err(error) => {
-            tracing::warn!(%error, "delivery failed");
-            reply(conn, 451, "4.3.0", "local delivery failed, try again later")
+            let reference = pillarbox_net::error_reference();
+            tracing::warn!(%error, %reference, "delivery failed");
+            reply(
+                conn,
+                451,
+                "4.3.0",
+                &format!("local delivery failed, try again later (reference {reference})"),
+            )
         }
     }
 }
