@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use pillarbox_tests::hostile::{RssBound, store_snapshot};
+use pillarbox_tests::imap::{command as cmd, last};
 use pillarbox_tests::{LineClient, TestServer, backends};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,25 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PASSWORD: &str = "imap pass";
 const ALICE: &str = "alice@example.test";
 
-/// A logged-in session over implicit TLS.
+/// Alice's logged-in session over implicit TLS.
 async fn imaps(ts: &TestServer) -> LineClient {
-    let mut c = LineClient::connect_tls(ts.addr("imaps"), &ts.tls_connector()).await;
-    let greeting = c.read_line().await;
-    assert!(greeting.starts_with("* OK"), "{greeting}");
-    let lines = cmd(&mut c, &format!("l LOGIN {ALICE} \"{PASSWORD}\"")).await;
-    assert!(last(&lines).starts_with("l OK"), "{lines:?}");
-    c
-}
-
-/// Sends a tagged command (tag = the first word) and reads to its tagged answer.
-async fn cmd(c: &mut LineClient, line: &str) -> Vec<String> {
-    let tag = line.split(' ').next().unwrap().to_string();
-    c.send_line(line).await;
-    c.read_until(|l| l.starts_with(&format!("{tag} "))).await
-}
-
-fn last(lines: &[String]) -> &str {
-    lines.last().map(String::as_str).unwrap_or_default()
+    pillarbox_tests::imap::login(ts, ALICE, PASSWORD).await
 }
 
 /// After an attack: a normal client logs in and selects INBOX, and the
@@ -630,6 +615,101 @@ async fn append_over_the_server_memory_budget_is_refused_before_it_is_read() {
         let lines = cmd(&mut c, "b NOOP").await;
         assert!(last(&lines).starts_with("b OK"), "{lines:?}");
         still_serves(&ts, &before).await;
+        ts.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_response_before_login_is_bounded_like_a_command() {
+    for backend in backends() {
+        let (ts, before) = server(backend).await;
+        let bound = RssBound::new(16);
+        let mut c = LineClient::connect_tls(ts.addr("imaps"), &ts.tls_connector()).await;
+        c.read_line().await;
+        c.send_line("a AUTHENTICATE PLAIN").await;
+        let go = c.read_line().await;
+        assert!(go.starts_with("+"), "{go}");
+        // 60 KiB of base64 on one line: more than any login needs and more
+        // than a whole command before login may hold.
+        c.send_line(&"QUFB".repeat(15 * 1024)).await;
+        let lines = c
+            .read_until(|l| l.starts_with("* BYE") || l.starts_with("a "))
+            .await;
+        assert!(
+            last(&lines).starts_with("* BYE AUTHENTICATE response longer than"),
+            "{lines:?}"
+        );
+        assert!(c.is_closed().await);
+        // A real response of ordinary size still logs in.
+        let mut c = LineClient::connect_tls(ts.addr("imaps"), &ts.tls_connector()).await;
+        c.read_line().await;
+        c.send_line("b AUTHENTICATE PLAIN").await;
+        let go = c.read_line().await;
+        assert!(go.starts_with("+"), "{go}");
+        use base64::Engine;
+        let plain =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{ALICE}\0{PASSWORD}"));
+        c.send_line(&plain).await;
+        let lines = c.read_until(|l| l.starts_with("b ")).await;
+        assert!(last(&lines).starts_with("b OK"), "{lines:?}");
+        bound.check("long AUTHENTICATE response");
+        still_serves(&ts, &before).await;
+        ts.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailboxes_are_capped_in_number_and_depth() {
+    for backend in backends() {
+        // alice has the six standard folders, Work and Work/Projects:
+        // eight of eleven.
+        let (ts, before) = server_with(backend, |c| c.store.max_mailboxes = 11).await;
+        // The store's connections open lazily: a few MiB each on PostgreSQL.
+        let bound = RssBound::new(64);
+        let mut c = imaps(&ts).await;
+        let deep = vec!["L"; 33].join("/");
+        let lines = cmd(&mut c, &format!("a CREATE {deep}")).await;
+        assert!(
+            last(&lines).starts_with("a NO [LIMIT] too many levels in the mailbox name"),
+            "{lines:?}"
+        );
+        // Four new mailboxes (three parents on the way) would make twelve:
+        // refused whole, no parent is left behind.
+        let lines = cmd(&mut c, "b CREATE P/Q/R/S").await;
+        assert!(
+            last(&lines).starts_with("b NO [LIMIT] too many mailboxes in this account"),
+            "{lines:?}"
+        );
+        // Work/Projects would get 33 levels under a 32-level new name.
+        let lines = cmd(
+            &mut c,
+            &format!("c RENAME Work {}", vec!["M"; 32].join("/")),
+        )
+        .await;
+        assert!(last(&lines).starts_with("c NO [LIMIT]"), "{lines:?}");
+        assert_eq!(
+            store_snapshot(&ts, &[ALICE]).await,
+            before,
+            "nothing changed"
+        );
+        for (tag, name) in [("d", "One"), ("e", "Two"), ("f", "Three")] {
+            let lines = cmd(&mut c, &format!("{tag} CREATE {name}")).await;
+            assert!(last(&lines).starts_with(&format!("{tag} OK")), "{lines:?}");
+        }
+        let lines = cmd(&mut c, "g CREATE Four").await;
+        assert!(last(&lines).starts_with("g NO [LIMIT]"), "{lines:?}");
+        // Deleting one makes room again.
+        let lines = cmd(&mut c, "h DELETE One").await;
+        assert!(last(&lines).starts_with("h OK"), "{lines:?}");
+        let lines = cmd(&mut c, "i CREATE Four").await;
+        assert!(last(&lines).starts_with("i OK"), "{lines:?}");
+        let lines = cmd(&mut c, "j LIST \"\" *").await;
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("* LIST")).count(),
+            11,
+            "{lines:?}"
+        );
+        bound.check("mailbox limits");
         ts.stop().await;
     }
 }

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use pillarbox_tests::imap::command as cmd;
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const PASSWORD: &str = "search pass";
@@ -24,12 +25,6 @@ const MESSAGES: [&str; 6] = [
     // 6: a Kelvin sign (lowercases to an ASCII k) and SQL wildcard characters.
     "From: lab@remote.test\r\nSubject: 100% done_now\r\n\r\nAt 3 \u{212a}elvin.\r\n",
 ];
-
-async fn cmd(c: &mut LineClient, line: &str) -> Vec<String> {
-    let tag = line.split(' ').next().unwrap().to_string();
-    c.send_line(line).await;
-    c.read_until(|l| l.starts_with(&format!("{tag} "))).await
-}
 
 #[tokio::test]
 async fn header_and_text_searches_find_every_match() {

@@ -397,8 +397,19 @@ impl Session<'_> {
                 if self.conn.send(b"+ \r\n").await.is_err() {
                     return Done::Close;
                 }
-                match self.conn.read_line(framing::MAX_LINE).await {
+                // Only before login: the same few KiB as a whole command.
+                match self.conn.read_line(framing::MAX_COMMAND_BEFORE_LOGIN).await {
                     Ok(line) => String::from_utf8_lossy(&line).trim_end().to_string(),
+                    Err(ReadError::TooLong(max)) => {
+                        let _ = self
+                            .conn
+                            .send(
+                                format!("* BYE AUTHENTICATE response longer than {max} octets\r\n")
+                                    .as_bytes(),
+                            )
+                            .await;
+                        return Done::Close;
+                    }
                     Err(_) => return Done::Close,
                 }
             }
@@ -502,6 +513,7 @@ pub(crate) fn store_failure(error: &StoreError) -> Done {
         StoreError::MessageExpunged(_) => Done::No(
             "[EXPUNGEISSUED] A message was expunged by another session: NOOP shows which".into(),
         ),
+        StoreError::MailboxLimit { .. } => Done::No(format!("[LIMIT] {error}")),
         StoreError::CannotDeleteInbox => Done::No("[CANNOT] The INBOX cannot be deleted".into()),
         StoreError::OverQuota { used, limit, .. } => Done::No(format!(
             "[OVERQUOTA] Mailbox is full ({used} of {limit} octets used): delete some messages first"

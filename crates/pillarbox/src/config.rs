@@ -95,6 +95,11 @@ pub struct StoreConfig {
     /// its last mailbox, before the background sweep removes them (a
     /// delivery of the same bytes meanwhile keeps them). Default 300.
     pub blob_grace_secs: u64,
+    /// Mailboxes one account may have (CREATE beyond it: `NO [LIMIT]`).
+    /// Default 10,000.
+    pub max_mailboxes: u32,
+    /// Levels in one mailbox name (`Work/2026/Q1` has three). Default 32.
+    pub max_mailbox_depth: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +185,8 @@ impl Default for StoreConfig {
             blobs: None,
             max_connections: 16,
             blob_grace_secs: pillarbox_store::BLOB_GRACE.as_secs(),
+            max_mailboxes: pillarbox_store::MAX_MAILBOXES,
+            max_mailbox_depth: pillarbox_store::MAX_MAILBOX_DEPTH,
         }
     }
 }

@@ -71,6 +71,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     });
     let mut options = StoreOptions::new(url);
     options.max_connections = config.store.max_connections;
+    options.max_mailboxes = config.store.max_mailboxes;
+    options.max_mailbox_depth = config.store.max_mailbox_depth;
     if blobs == BlobsKind::Fs {
         options = options.blob_dir(config.data_dir.join("blobs"));
     }

@@ -39,6 +39,9 @@ pub enum StoreError {
     MailboxExists(String),
     #[error("mailbox name {name:?} is not allowed: {reason}")]
     InvalidMailboxName { name: String, reason: &'static str },
+    /// A configured bound on an account's mailboxes (IMAP: `NO [LIMIT]`).
+    #[error("{what}: at most {limit} allowed")]
+    MailboxLimit { what: &'static str, limit: u32 },
     #[error("the inbox cannot be deleted")]
     CannotDeleteInbox,
     #[error("message UID {uid} does not exist in mailbox {mailbox}")]

@@ -33,7 +33,7 @@ pub use error::{Result, StoreError};
 pub use feed::{ChangeEvent, ChangeKind};
 pub use gc::{BLOB_GRACE, SweepReport};
 pub use lock::AccountLock;
-pub use open::{Store, StoreOptions, mask_url};
+pub use open::{MAX_MAILBOX_DEPTH, MAX_MAILBOXES, Store, StoreOptions, mask_url};
 pub use search::{SearchText, TextColumns, TextFilter};
 pub use types::*;
 

@@ -89,6 +89,18 @@ macro_rules! next_uid_validity {
 }
 
 impl Store {
+    /// Refuses a name with more levels than the store allows.
+    fn check_depth(&self, name: &str) -> Result<()> {
+        let limit = self.inner.max_mailbox_depth;
+        if name.split(DELIMITER).count() > limit as usize {
+            return Err(StoreError::MailboxLimit {
+                what: "too many levels in the mailbox name",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Creates a mailbox, and any missing parents (RFC 9051 §6.3.4), returning
     /// the new mailbox. Fails with `MailboxExists` when it exists already.
     pub async fn create_mailbox(
@@ -98,6 +110,8 @@ impl Store {
         special_use: Option<SpecialUse>,
     ) -> Result<Mailbox> {
         let name = normalize_name(name)?;
+        self.check_depth(&name)?;
+        let max_mailboxes = self.inner.max_mailboxes;
         let mut created = Vec::new();
         let mailbox = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
@@ -144,6 +158,19 @@ impl Store {
                     modseq: mailbox.highest_modseq,
                 });
                 last = Some(mailbox);
+            }
+            // Counted after the inserts, in the same transaction: the
+            // parents CREATE makes on the way count too.
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
+                    .bind(account.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if count > i64::from(max_mailboxes) {
+                return Err(StoreError::MailboxLimit {
+                    what: "too many mailboxes in this account",
+                    limit: max_mailboxes,
+                });
             }
             tx.notify(&created).await?;
             tx.commit().await?;
@@ -264,6 +291,9 @@ impl Store {
         if to == INBOX {
             return Err(StoreError::MailboxExists(to));
         }
+        self.check_depth(&to)?;
+        let max_depth = self.inner.max_mailbox_depth as usize;
+        let max_mailboxes = self.inner.max_mailboxes;
         let mut events = Vec::new();
         with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
@@ -299,6 +329,12 @@ impl Store {
             .await?;
             for (id, name, modseq) in family {
                 let renamed = format!("{to}{}", &name[from.len()..]);
+                if renamed.split(DELIMITER).count() > max_depth {
+                    return Err(StoreError::MailboxLimit {
+                        what: "too many levels in the new name of a child mailbox",
+                        limit: max_depth as u32,
+                    });
+                }
                 sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                     .bind(&renamed)
                     .bind(id)
@@ -325,6 +361,17 @@ impl Store {
                 .bind(uid_validity)
                 .execute(&mut *tx)
                 .await?;
+            }
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
+                    .bind(account.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if count > i64::from(max_mailboxes) {
+                return Err(StoreError::MailboxLimit {
+                    what: "too many mailboxes in this account",
+                    limit: max_mailboxes,
+                });
             }
             tx.notify(&events).await?;
             tx.commit().await?;

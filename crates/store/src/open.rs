@@ -29,7 +29,17 @@ pub struct StoreOptions {
     /// it every third of this): how long a crashed node's POP3 sessions
     /// keep their maildrops locked.
     pub lock_lease: Duration,
+    /// Mailboxes one account may have, parents created on the way included.
+    pub max_mailboxes: u32,
+    /// Levels in one mailbox name (`a/b/c` has three).
+    pub max_mailbox_depth: u32,
 }
+
+/// Mailboxes one account may have by default: far more than any mail
+/// client shows, few enough that LIST and a full sync stay cheap.
+pub const MAX_MAILBOXES: u32 = 10_000;
+/// Levels in one mailbox name by default.
+pub const MAX_MAILBOX_DEPTH: u32 = 32;
 
 impl StoreOptions {
     pub fn new(url: impl Into<String>) -> StoreOptions {
@@ -38,6 +48,8 @@ impl StoreOptions {
             blob_dir: None,
             max_connections: 16,
             lock_lease: crate::lock::LOCK_LEASE,
+            max_mailboxes: MAX_MAILBOXES,
+            max_mailbox_depth: MAX_MAILBOX_DEPTH,
         }
     }
 
@@ -64,6 +76,10 @@ pub(crate) struct Inner {
     pub(crate) queue_wakeup: Arc<tokio::sync::Notify>,
     /// Deliveries waiting for the next group commit.
     pub(crate) group_commit: crate::deliver::GroupCommit,
+    /// `StoreOptions::max_mailboxes`.
+    pub(crate) max_mailboxes: u32,
+    /// `StoreOptions::max_mailbox_depth`.
+    pub(crate) max_mailbox_depth: u32,
 }
 
 pub(crate) enum Backend {
@@ -177,6 +193,8 @@ impl Store {
             locks: crate::lock::Locks::new(options.lock_lease),
             queue_wakeup: Default::default(),
             group_commit,
+            max_mailboxes: options.max_mailboxes.max(1),
+            max_mailbox_depth: options.max_mailbox_depth.max(1),
         });
         start(&inner);
         crate::lock::start_renewal(&inner);
