@@ -93,8 +93,8 @@ pub async fn store_snapshot(server: &TestServer, addresses: &[&str]) -> String {
         for mailbox in mailboxes {
             let _ = writeln!(
                 out,
-                "{address} {:?} validity={:?} next={:?} subscribed={}",
-                mailbox.name, mailbox.uid_validity, mailbox.uid_next, mailbox.subscribed
+                "{address} {:?} validity={:?} next={:?}",
+                mailbox.name, mailbox.uid_validity, mailbox.uid_next
             );
             for entry in server
                 .store()
@@ -117,6 +117,12 @@ pub async fn store_snapshot(server: &TestServer, addresses: &[&str]) -> String {
                 );
             }
         }
+        let subscribed = server
+            .store()
+            .subscriptions(account.id)
+            .await
+            .expect("store answers");
+        let _ = writeln!(out, "{address} subscribed {subscribed:?}");
     }
     out
 }

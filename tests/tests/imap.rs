@@ -177,7 +177,7 @@ async fn mailboxes_list_status_and_names() {
         );
         let lines = cmd(&mut c, "m CREATE &Jjo!").await;
         assert!(
-            last(&lines).starts_with("m BAD") && last(&lines).contains("UTF-7"),
+            last(&lines).starts_with("m NO [CANNOT]") && last(&lines).contains("UTF-7"),
             "{lines:?}"
         );
         // RENAME with children; RENAME INBOX moves the messages, INBOX stays.

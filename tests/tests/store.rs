@@ -621,18 +621,6 @@ async fn mailboxes_create_rename_delete_and_subscribe() {
                 .is_empty()
         );
 
-        f.store
-            .set_subscribed(alice, "Projects", false)
-            .await
-            .unwrap();
-        assert!(
-            !f.store
-                .require_mailbox(alice, "Projects")
-                .await
-                .unwrap()
-                .subscribed
-        );
-
         let used = f.store.quota_used(alice).await.unwrap();
         assert!(used > 0);
         f.store.delete_mailbox(alice, "Old Inbox").await.unwrap();

@@ -275,6 +275,12 @@ impl Directory {
                 let _ = self.delete_account_rows(account.id).await;
                 return Err(error.into());
             }
+            // The standard folders start subscribed, so clients that show
+            // only subscribed folders show them.
+            if let Err(error) = self.store().set_subscribed(account.id, name, true).await {
+                let _ = self.delete_account_rows(account.id).await;
+                return Err(error.into());
+            }
         }
         Ok(account)
     }

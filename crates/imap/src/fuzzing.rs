@@ -100,7 +100,6 @@ pub fn search(
             account: AccountId(1),
             name: pillarbox_store::INBOX.to_string(),
             special_use: None,
-            subscribed: true,
             uid_validity: UidValidity(1),
             uid_next: Uid(8),
             highest_modseq: ModSeq(1),

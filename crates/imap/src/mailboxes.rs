@@ -176,11 +176,20 @@ fn canonical_pattern(pattern: &str) -> String {
     }
 }
 
-/// One name LIST may return: a real mailbox, or a parent only implied by a child.
+/// One name LIST or LSUB may return: a mailbox, a parent only implied by
+/// a child's name, or a subscribed name (which may name no mailbox).
+#[derive(Default)]
 struct Entry<'a> {
     mailbox: Option<&'a Mailbox>,
+    /// Some existing mailbox is below this name.
     has_children: bool,
-    child_subscribed: bool,
+    /// The name is in the subscription list.
+    subscribed: bool,
+    /// Some subscribed name is below this name.
+    subscribed_below: bool,
+    /// Some subscribed name below this name does not match the pattern
+    /// (LSUB shows such a parent `\Noselect`, RFC 3501 §6.3.9).
+    subscribed_below_unmatched: bool,
 }
 
 impl Session<'_> {
@@ -255,9 +264,9 @@ impl Session<'_> {
         ret: &ListReturn,
         extended: bool,
     ) -> Result<Done> {
-        let reference = match self.mailbox_name(reference) {
-            Ok(r) => r,
-            Err(done) => return Ok(done),
+        // A reference or pattern no mailbox name can match matches nothing.
+        let Ok(reference) = self.mailbox_name(reference) else {
+            return Ok(Done::Ok("LIST completed".into()));
         };
         // RFC 9051 §6.3.9: an empty pattern asks for the delimiter.
         if !extended && patterns.len() == 1 && patterns[0].is_empty() {
@@ -266,9 +275,8 @@ impl Session<'_> {
         }
         let mut compiled = Vec::new();
         for pattern in patterns {
-            let pattern = match self.mailbox_name(pattern) {
-                Ok(p) => p,
-                Err(done) => return Ok(done),
+            let Ok(pattern) = self.mailbox_name(pattern) else {
+                continue;
             };
             if pattern.is_empty() {
                 continue;
@@ -282,29 +290,35 @@ impl Session<'_> {
             };
             compiled.push(ListPattern::new(&canonical_pattern(&full)));
         }
-        let mailboxes = self.server.store.list_mailboxes(self.account_id()).await?;
-        let entries = entries(&mailboxes);
+        let account = self.account_id();
+        let mailboxes = self.server.store.list_mailboxes(account).await?;
+        let subscriptions = self.server.store.subscriptions(account).await?;
+        let entries = entries(&mailboxes, &subscriptions, None);
         let show_subscribed = select.subscribed || ret.subscribed;
         let utf8 = self.rev2;
         for (name, entry) in &entries {
             if !compiled.iter().any(|p| p.matches(name)) {
                 continue;
             }
-            let subscribed = entry.mailbox.is_some_and(|m| m.subscribed);
-            let mut child_info = false;
-            if select.subscribed && !subscribed {
-                if select.recursive_match && entry.child_subscribed {
-                    child_info = true;
-                } else {
-                    continue;
-                }
+            // RFC 5258 §3: with RECURSIVEMATCH, a name with a subscribed
+            // name below it carries CHILDINFO, listed or not on its own.
+            let child_info = select.recursive_match && entry.subscribed_below;
+            let listed = if select.subscribed {
+                // Subscribed names, whether or not a mailbox has them.
+                entry.subscribed || child_info
+            } else {
+                entry.mailbox.is_some() || entry.has_children
+            };
+            if !listed {
+                continue;
             }
             if select.special_use && entry.mailbox.and_then(|m| m.special_use).is_none() {
                 continue;
             }
             let mut attributes: Vec<&str> = Vec::new();
             match entry.mailbox {
-                None => attributes.push(if utf8 { "\\NonExistent" } else { "\\Noselect" }),
+                None if utf8 || extended => attributes.push("\\NonExistent"),
+                None => attributes.push("\\Noselect"),
                 Some(m) => {
                     if let Some(special) = m.special_use {
                         attributes.push(special.as_imap());
@@ -316,7 +330,7 @@ impl Session<'_> {
             } else {
                 "\\HasNoChildren"
             });
-            if show_subscribed && subscribed {
+            if show_subscribed && entry.subscribed {
                 attributes.push("\\Subscribed");
             }
             let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
@@ -335,17 +349,28 @@ impl Session<'_> {
     }
 
     pub(crate) async fn lsub(&mut self, reference: &[u8], pattern: &[u8]) -> Result<Done> {
-        let (reference, pattern) = match (self.mailbox_name(reference), self.mailbox_name(pattern))
-        {
-            (Ok(r), Ok(p)) => (r, p),
-            (Err(done), _) | (_, Err(done)) => return Ok(done),
+        let (Ok(reference), Ok(pattern)) =
+            (self.mailbox_name(reference), self.mailbox_name(pattern))
+        else {
+            return Ok(Done::Ok("LSUB completed".into()));
         };
         let pattern = ListPattern::new(&canonical_pattern(&format!("{reference}{pattern}")));
-        let mailboxes = self.server.store.list_mailboxes(self.account_id()).await?;
-        for m in mailboxes.iter().filter(|m| m.subscribed) {
-            if pattern.matches(&m.name) {
-                let mut line = b"* LSUB () \"/\" ".to_vec();
-                encode::mailbox(&mut line, &m.name, self.rev2);
+        let account = self.account_id();
+        let mailboxes = self.server.store.list_mailboxes(account).await?;
+        let subscriptions = self.server.store.subscriptions(account).await?;
+        for (name, entry) in &entries(&mailboxes, &subscriptions, Some(&pattern)) {
+            // A subscribed name; or, under `%`, a parent of subscribed names
+            // the pattern does not reach, as \Noselect (RFC 3501 §6.3.9).
+            let attributes = if entry.subscribed {
+                "()"
+            } else if entry.subscribed_below_unmatched {
+                "(\\Noselect)"
+            } else {
+                continue;
+            };
+            if pattern.matches(name) {
+                let mut line = format!("* LSUB {attributes} \"/\" ").into_bytes();
+                encode::mailbox(&mut line, name, self.rev2);
                 line.extend_from_slice(b"\r\n");
                 self.conn.write(&line);
             }
@@ -485,33 +510,38 @@ pub(crate) fn to_flags(names: &[String]) -> Result<Flags, Done> {
     Ok(flags)
 }
 
-/// Every listable name: the mailboxes and the parents their names imply.
-fn entries(mailboxes: &[Mailbox]) -> BTreeMap<String, Entry<'_>> {
+/// Every name LIST or LSUB may return: the mailboxes, the subscribed names
+/// and the parents both imply. `lsub` is LSUB's pattern, for
+/// `subscribed_below_unmatched`.
+fn entries<'a>(
+    mailboxes: &'a [Mailbox],
+    subscriptions: &[String],
+    lsub: Option<&ListPattern>,
+) -> BTreeMap<String, Entry<'a>> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for m in mailboxes {
-        entries
-            .entry(m.name.clone())
-            .or_insert(Entry {
-                mailbox: None,
-                has_children: false,
-                child_subscribed: false,
-            })
-            .mailbox = Some(m);
-        let mut parent = m.name.as_str();
-        while let Some((p, _)) = parent.rsplit_once(DELIMITER) {
-            let e = entries.entry(p.to_string()).or_insert(Entry {
-                mailbox: None,
-                has_children: false,
-                child_subscribed: false,
-            });
-            e.has_children = true;
-            if m.subscribed {
-                e.child_subscribed = true;
-            }
-            parent = p;
+        entries.entry(m.name.clone()).or_default().mailbox = Some(m);
+        for parent in parents(&m.name) {
+            entries.entry(parent.to_string()).or_default().has_children = true;
+        }
+    }
+    for name in subscriptions {
+        entries.entry(name.clone()).or_default().subscribed = true;
+        let unmatched = lsub.is_some_and(|p| !p.matches(name));
+        for parent in parents(name) {
+            let entry = entries.entry(parent.to_string()).or_default();
+            entry.subscribed_below = true;
+            entry.subscribed_below_unmatched |= unmatched;
         }
     }
     entries
+}
+
+/// `a/b/c` → `a/b`, `a`.
+fn parents(name: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(name.rsplit_once(DELIMITER).map(|(p, _)| p), |p| {
+        p.rsplit_once(DELIMITER).map(|(p, _)| p)
+    })
 }
 
 #[cfg(test)]

@@ -352,17 +352,21 @@ impl Session<'_> {
     }
 
     /// The client's spelling of a mailbox name as the store's UTF-8 name.
+    ///
+    /// A name that cannot be decoded is well-formed IMAP all the same: it
+    /// names no mailbox, so the answer is NO (LIST: no match), never BAD.
     pub(crate) fn mailbox_name(&self, raw: &[u8]) -> Result<String, Done> {
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| Done::Bad("mailbox name is not valid UTF-8".into()))?;
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            Done::No("[CANNOT] mailbox name is not valid UTF-8, so no mailbox has it".into())
+        })?;
         if self.rev2 || !text.is_ascii() {
             // IMAP4rev2 names are UTF-8; a rev1 client sending raw UTF-8 is
             // taken at its word rather than refused.
             return Ok(text.to_string());
         }
         mutf7::decode(text).ok_or_else(|| {
-            Done::Bad(format!(
-                "mailbox name {text:?} is not valid modified UTF-7 (RFC 3501 §5.1.3)"
+            Done::No(format!(
+                "[CANNOT] mailbox name {text:?} is not valid modified UTF-7 (RFC 3501 §5.1.3), so no mailbox has it"
             ))
         })
     }

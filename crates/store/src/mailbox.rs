@@ -47,19 +47,18 @@ pub fn normalize_name(name: &str) -> Result<String> {
     })
 }
 
-pub(crate) type MailboxRow = (i64, i64, String, Option<String>, bool, i64, i64, i64);
+pub(crate) type MailboxRow = (i64, i64, String, Option<String>, i64, i64, i64);
 
 pub(crate) const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq";
+    "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq";
 
 pub(crate) fn mailbox_from_row(row: MailboxRow) -> Mailbox {
-    let (id, account, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) = row;
+    let (id, account, name, special_use, uid_validity, uid_next, highest_modseq) = row;
     Mailbox {
         id: MailboxId(id),
         account: AccountId(account),
         name,
         special_use: special_use.as_deref().and_then(SpecialUse::from_column),
-        subscribed,
         uid_validity: UidValidity(uid_validity as u32),
         uid_next: Uid(uid_next as u32),
         highest_modseq: ModSeq(highest_modseq as u64),
@@ -141,8 +140,8 @@ impl Store {
                     continue;
                 }
                 let row: MailboxRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity) \
-                     VALUES ($1, $2, $3, TRUE, $4) RETURNING {MAILBOX_COLUMNS}"
+                    "INSERT INTO mailboxes (account_id, name, special_use, uid_validity) \
+                     VALUES ($1, $2, $3, $4) RETURNING {MAILBOX_COLUMNS}"
                 )))
                 .bind(account.0)
                 .bind(&path)
@@ -347,13 +346,40 @@ impl Store {
                     modseq: ModSeq(modseq as u64),
                 });
             }
+            // Subscriptions follow the mailboxes they named, as in other
+            // servers: a renamed folder stays in a client's folder list.
+            let subscribed: Vec<(String,)> = sqlx::query_as(
+                "SELECT name FROM subscriptions WHERE account_id = $1 AND (name = $2 OR substr(name, 1, CAST($3 AS INTEGER)) = $4)",
+            )
+            .bind(account.0)
+            .bind(&from)
+            .bind((from.chars().count() + 1) as i64)
+            .bind(format!("{from}{DELIMITER}"))
+            .fetch_all(&mut *tx)
+            .await?;
+            for (name,) in subscribed {
+                let renamed = format!("{to}{}", &name[from.len()..]);
+                sqlx::query("DELETE FROM subscriptions WHERE account_id = $1 AND name = $2")
+                    .bind(account.0)
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) \
+                     ON CONFLICT (account_id, name) DO NOTHING",
+                )
+                .bind(account.0)
+                .bind(&renamed)
+                .execute(&mut *tx)
+                .await?;
+            }
             // Missing parents of the new name appear, as CREATE would make them.
             let levels: Vec<&str> = to.split(DELIMITER).collect();
             for depth in 1..levels.len() {
                 let parent = levels[..depth].join(&DELIMITER.to_string());
                 let uid_validity = next_uid_validity!(&mut tx);
                 sqlx::query(
-                    "INSERT INTO mailboxes (account_id, name, subscribed, uid_validity) VALUES ($1, $2, TRUE, $3) \
+                    "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES ($1, $2, $3) \
                      ON CONFLICT (account_id, name) DO NOTHING",
                 )
                 .bind(account.0)
@@ -454,22 +480,67 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a mailbox subscribed or not.
+    /// Adds a name to the account's subscriptions, or removes it. A name is
+    /// subscribed whether or not a mailbox has it (RFC 9051 §6.3.7), and
+    /// subscribing twice or unsubscribing a name not subscribed succeeds.
     pub async fn set_subscribed(
         &self,
         account: AccountId,
         name: &str,
         subscribed: bool,
     ) -> Result<()> {
-        let mailbox = self.require_mailbox(account, name).await?;
+        let name = normalize_name(name)?;
+        let limit = self.inner.max_mailboxes;
         with_pool!(self.db_write(), pool => {
-            sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
-                .bind(subscribed)
-                .bind(mailbox.id.0)
-                .execute(pool)
+            if !subscribed {
+                sqlx::query("DELETE FROM subscriptions WHERE account_id = $1 AND name = $2")
+                    .bind(account.0)
+                    .bind(&name)
+                    .execute(pool)
+                    .await?;
+                return Ok(());
+            }
+            // At most as many subscriptions as mailboxes: the list is held
+            // whole by LIST and LSUB.
+            let added = sqlx::query(
+                "INSERT INTO subscriptions (account_id, name) SELECT $1, $2 \
+                 WHERE (SELECT COUNT(*) FROM subscriptions WHERE account_id = $1) < $3 \
+                 ON CONFLICT (account_id, name) DO NOTHING",
+            )
+            .bind(account.0)
+            .bind(&name)
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if added == 0 {
+                let present: Option<(String,)> = sqlx::query_as(
+                    "SELECT name FROM subscriptions WHERE account_id = $1 AND name = $2",
+                )
+                .bind(account.0)
+                .bind(&name)
+                .fetch_optional(pool)
                 .await?;
+                if present.is_none() {
+                    return Err(StoreError::MailboxLimit {
+                        what: "too many subscriptions in this account",
+                        limit,
+                    });
+                }
+            }
         });
         Ok(())
+    }
+
+    /// The account's subscribed names, sorted; some may name no mailbox.
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = with_pool!(self.db(), pool => {
+            sqlx::query_as("SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name")
+                .bind(account.0)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 
     /// Sets or clears the special-use attribute of a mailbox.

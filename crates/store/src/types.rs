@@ -264,7 +264,6 @@ pub struct Mailbox {
     /// Full UTF-8 name with `/` as the hierarchy delimiter; the inbox is `INBOX`.
     pub name: String,
     pub special_use: Option<SpecialUse>,
-    pub subscribed: bool,
     pub uid_validity: UidValidity,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,

@@ -264,17 +264,29 @@ impl<'a> Cursor<'a> {
         Ok(&rest[..len])
     }
 
+    /// True when a literal starts here: `{`, or literal8's `~{`. A `~`
+    /// not followed by `{` is an ordinary atom character (`~foo` is a
+    /// mailbox name).
+    fn at_literal(&self) -> bool {
+        matches!(self.rest(), [b'{', ..] | [b'~', b'{', ..])
+    }
+
     pub(crate) fn string(&mut self) -> PResult<Vec<u8>> {
+        if self.at_literal() {
+            return Ok(self.literal()?.to_vec());
+        }
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') | Some(b'~') => Ok(self.literal()?.to_vec()),
             _ => Err(self.error("a string")),
         }
     }
 
     pub(crate) fn astring(&mut self) -> PResult<Vec<u8>> {
+        if self.at_literal() {
+            return self.string();
+        }
         match self.peek() {
-            Some(b'"') | Some(b'{') | Some(b'~') => self.string(),
+            Some(b'"') => self.string(),
             _ => {
                 let atom = self.take_while(is_astring_char);
                 if atom.is_empty() {
