@@ -124,7 +124,9 @@ fn address_list(out: &mut Vec<u8>, list: &[Address], utf8: bool) {
     for a in list {
         out.push(b'(');
         nstring(out, a.name.as_deref(), utf8);
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, a.adl.as_deref(), utf8);
+        out.push(b' ');
         nstring(out, a.mailbox.as_deref(), utf8);
         out.push(b' ');
         nstring(out, a.host.as_deref(), utf8);

@@ -498,31 +498,48 @@ pub(crate) fn binary(
     }
 }
 
+/// Undoes quoted-printable (RFC 2045 §6.7), line by line: blanks at the
+/// end of a line were added in transport and go (rule 3); a line ending in
+/// `=`, blanks after it or not, continues on the next (rule 5); `=XX` is
+/// the octet XX; any other `=` is kept as it is.
 fn decode_qp(body: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        if body[i] == b'=' {
-            if body[i + 1..].starts_with(b"\r\n") {
-                i += 3;
-                continue;
-            }
-            if body[i + 1..].starts_with(b"\n") {
-                i += 2;
-                continue;
-            }
-            if let (Some(h), Some(l)) = (
-                body.get(i + 1).copied().and_then(hex),
-                body.get(i + 2).copied().and_then(hex),
-            ) {
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let (content, newline): (&[u8], &[u8]) = if let Some(c) = line.strip_suffix(b"\r\n") {
+            (c, b"\r\n")
+        } else if let Some(c) = line.strip_suffix(b"\n") {
+            (c, b"\n")
+        } else {
+            (line, b"")
+        };
+        let end = content
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t'))
+            .map_or(0, |p| p + 1);
+        let mut content = &content[..end];
+        let soft = content.last() == Some(&b'=');
+        if soft {
+            content = &content[..content.len() - 1];
+        }
+        let mut i = 0;
+        while i < content.len() {
+            if content[i] == b'='
+                && let (Some(h), Some(l)) = (
+                    content.get(i + 1).copied().and_then(hex),
+                    content.get(i + 2).copied().and_then(hex),
+                )
+            {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
             }
+            out.push(content[i]);
+            i += 1;
         }
-        out.push(body[i]);
-        i += 1;
+        if !soft {
+            out.extend_from_slice(newline);
+        }
     }
     out
 }
@@ -537,6 +554,19 @@ mod tests {
             decode_qp(b"caf=C3=A9 =\r\nau lait=3D"),
             "café au lait=".as_bytes()
         );
+        // RFC 2045 §6.7 rule 3: blanks at a line's end were added in
+        // transport and are dropped; encoded ones (=20) stay.
+        assert_eq!(
+            decode_qp(b"one  \r\ntwo\t\r\nthree=20\r\n"),
+            b"one\r\ntwo\r\nthree \r\n"
+        );
+        // Rule 5: `=` then blanks is still a soft line break.
+        assert_eq!(
+            decode_qp(b"soft= \t\r\nbreak\nand=\nbare LF"),
+            b"softbreak\nandbare LF"
+        );
+        // A stray `=` or a bad escape is kept; the last line's blanks go too.
+        assert_eq!(decode_qp(b"a=b =Z1 =4  "), b"a=b =Z1 =4");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 #[macro_use]
 mod tx;
+pub mod address;
 pub mod blob;
 mod deliver;
 mod dialect;

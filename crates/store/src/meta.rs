@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
     pub name: Option<String>,
+    /// The source route (`@a.test,@b.test`) of an obsolete route address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adl: Option<String>,
     pub mailbox: Option<String>,
     pub host: Option<String>,
 }
@@ -105,7 +108,9 @@ pub struct Parsed {
 /// The header fields of a header block, one per line as `name:value` (name
 /// in lowercase, value unfolded: RFC 5322 §2.2.3), followed by a second
 /// `name:value` line with the decoded value when it has RFC 2047 encoded
-/// words. SEARCH matches a field if either line of it matches.
+/// words, and for address fields one with the addresses as ENVELOPE parses
+/// them (`Name <local@host>`, comments and routes gone). SEARCH matches a
+/// field if any line of it matches.
 pub fn header_fields(header_text: &str) -> String {
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in header_text.split_inclusive('\n') {
@@ -139,6 +144,25 @@ pub fn header_fields(header_text: &str) -> String {
                 .and_then(|m| m.subject().map(str::to_string))
             {
                 out.push_str(&format!("{name}:{}\n", one_line(&decoded)));
+            }
+        }
+        if matches!(
+            name.as_str(),
+            "from" | "to" | "cc" | "bcc" | "sender" | "reply-to"
+        ) {
+            let parsed: Vec<String> = crate::address::parse_address_list(value)
+                .iter()
+                .filter_map(|a| {
+                    let (mailbox, host) = (a.mailbox.as_deref()?, a.host.as_deref()?);
+                    Some(match &a.name {
+                        Some(name) => format!("{name} <{mailbox}@{host}>"),
+                        None => format!("<{mailbox}@{host}>"),
+                    })
+                })
+                .collect();
+            let parsed = one_line(&parsed.join(", "));
+            if !parsed.is_empty() && parsed != value.trim() {
+                out.push_str(&format!("{name}:{parsed}\n"));
             }
         }
     }
@@ -425,12 +449,11 @@ fn envelope_of(raw: &[u8], headers: &[mail_parser::Header<'_>]) -> Envelope {
             unfold(&String::from_utf8_lossy(&raw[start..end]))
         })
     };
+    // Parsed from the raw value, not mail-parser's reading of it: groups,
+    // comments and source routes as ENVELOPE needs them.
     let addresses = |name: HeaderName<'_>| -> Vec<Address> {
-        headers
-            .iter()
-            .find(|h| h.name == name)
-            .and_then(|h| h.value.as_address())
-            .map(addresses_of)
+        raw_value(name)
+            .map(|value| crate::address::parse_address_list(&value))
             .unwrap_or_default()
     };
     let from = addresses(HeaderName::From);
@@ -462,50 +485,6 @@ fn unfold(value: &str) -> String {
         .replace('\n', "")
         .trim()
         .to_string()
-}
-
-fn split_address(address: &str) -> (Option<String>, Option<String>) {
-    match address.rsplit_once('@') {
-        Some((local, host)) => (Some(local.to_string()), Some(host.to_string())),
-        None => (Some(address.to_string()), None),
-    }
-}
-
-fn addr(a: &mail_parser::Addr<'_>) -> Address {
-    let (mailbox, host) = a
-        .address
-        .as_deref()
-        .map(split_address)
-        .unwrap_or((None, None));
-    Address {
-        name: a.name.as_deref().map(str::to_string),
-        mailbox,
-        host,
-    }
-}
-
-fn addresses_of(address: &mail_parser::Address<'_>) -> Vec<Address> {
-    match address {
-        mail_parser::Address::List(list) => list.iter().map(addr).collect(),
-        mail_parser::Address::Group(groups) => {
-            let mut out = Vec::new();
-            for group in groups {
-                match &group.name {
-                    Some(name) => {
-                        out.push(Address {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(group.addresses.iter().map(addr));
-                        out.push(Address::default());
-                    }
-                    None => out.extend(group.addresses.iter().map(addr)),
-                }
-            }
-            out
-        }
-    }
 }
 
 #[cfg(test)]
