@@ -4,8 +4,8 @@
 //! target exercises the code the server runs and stays a few lines long.
 //! Nothing in the server calls these.
 
+use crate::command::fetch::{binary, section_bytes};
 use crate::encode;
-use crate::fetch::{binary, section_bytes};
 use crate::framing::{MAX_LINE, MAX_LITERALS, MAX_OTHER_LITERAL, is_append, trailing_literal};
 use crate::parse::{SearchKey, Section, SectionText};
 use crate::selected::Selected;
@@ -58,7 +58,7 @@ pub fn frame(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
 
 /// Whether LIST/LSUB pattern `pattern` matches mailbox name `name`.
 pub fn list_matches(pattern: &str, name: &str) -> bool {
-    crate::mailboxes::ListPattern::new(pattern).matches(name)
+    crate::command::list::ListPattern::new(pattern).matches(name)
 }
 
 /// What SEARCH decided about one message.
@@ -113,7 +113,7 @@ pub fn search(
         saved: vec![Uid(7)],
         told_exists: 1,
     };
-    let matches = crate::search::matches_texts(
+    let matches = crate::command::search::matches_texts(
         &selected,
         rev2,
         key,
@@ -125,7 +125,7 @@ pub fn search(
     );
     SearchOutcome {
         matches,
-        prefilter: crate::search::prefilter(key),
+        prefilter: crate::command::search::prefilter(key),
         header: parsed.header_text,
         body: parsed.body_text,
         fields: parsed.search_fields,
@@ -211,7 +211,7 @@ pub fn fetch_response(message: &[u8], utf8: bool) -> Vec<u8> {
 /// Paths of the parts of a MIME tree (`1`, `1.2`, …) as [`find_part`]
 /// follows them, breadth first, at most [`MAX_PARTS`].
 ///
-/// [`find_part`]: crate::fetch::find_part
+/// [`find_part`]: crate::command::fetch::find_part
 fn part_paths(root: &BodyPart) -> Vec<Vec<u32>> {
     let mut paths = Vec::new();
     let mut queue = std::collections::VecDeque::from([(Vec::new(), root)]);

@@ -6,17 +6,13 @@
 //! cursor over the command with its literals inline (see `framing`) is
 //! smaller than adapting it. Responses are encoded in `encode`.
 
-mod commands;
+mod command;
 mod encode;
-mod fetch;
 mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
-mod idle;
-mod mailboxes;
 pub mod mutf7;
 pub mod parse;
-mod search;
 mod selected;
 pub mod sequence;
 mod session;

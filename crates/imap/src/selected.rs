@@ -1,11 +1,11 @@
 //! The selected mailbox as this session sees it: message sequence numbers,
-//! flags as last reported, and the changes by others not yet reported.
-//! SELECT, EXAMINE, CLOSE, UNSELECT and EXPUNGE live here.
+//! flags as last reported, and the changes by others not yet reported. The
+//! commands that open and close it are in `command/select.rs`.
 
 use crate::encode;
-use crate::sequence::{SequenceSet, compact};
-use crate::session::{Done, Session};
-use pillarbox_store::{Mailbox, MessageEntry, ModSeq, Result, Store, SystemFlag, Uid, UidRange};
+use crate::sequence::SequenceSet;
+use crate::session::Done;
+use pillarbox_store::{Mailbox, MessageEntry, ModSeq, Result, Store, Uid, UidRange};
 use std::collections::BTreeSet;
 
 pub(crate) struct Selected {
@@ -262,129 +262,5 @@ impl Selected {
             }
         }
         Ok(())
-    }
-}
-
-/// UIDs flagged `\Deleted` in the store now (not as last reported).
-async fn deleted_uids(store: &Store, mailbox: pillarbox_store::MailboxId) -> Result<Vec<Uid>> {
-    Ok(store
-        .messages(mailbox, UidRange::all())
-        .await?
-        .into_iter()
-        .filter(|m| m.flags.contains(SystemFlag::Deleted))
-        .map(|m| m.uid)
-        .collect())
-}
-
-impl Session<'_> {
-    pub(crate) async fn select(&mut self, raw: &[u8], read_only: bool) -> Result<Done> {
-        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
-        let account = self.account_id();
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        let Some(mailbox) = self.server.store.mailbox(account, &name).await? else {
-            return Ok(Done::No(format!(
-                "[NONEXISTENT] Mailbox {name:?} does not exist"
-            )));
-        };
-        let selected = Selected::open(&self.server.store, mailbox, read_only).await?;
-        self.untagged(&format!("{} EXISTS", selected.exists()));
-        if !self.rev2 {
-            self.untagged(&format!("{} RECENT", selected.recent_count()));
-            if let Some(i) = selected
-                .messages
-                .iter()
-                .position(|m| !m.flags.contains(SystemFlag::Seen))
-            {
-                self.untagged(&format!("OK [UNSEEN {}] First unseen message", i + 1));
-            }
-        }
-        self.untagged(&format!(
-            "OK [UIDVALIDITY {}] UIDs valid",
-            selected.mailbox.uid_validity
-        ));
-        self.untagged(&format!(
-            "OK [UIDNEXT {}] Predicted next UID",
-            selected.mailbox.uid_next
-        ));
-        let mut flags = Vec::new();
-        selected.write_flags(&mut flags);
-        self.conn.write(&flags);
-        if self.rev2 {
-            // RFC 9051 §6.3.2: the mailbox name as a LIST response.
-            let mut line = b"* LIST () \"/\" ".to_vec();
-            encode::mailbox(&mut line, &selected.mailbox.name, true);
-            line.extend_from_slice(b"\r\n");
-            self.conn.write(&line);
-        }
-        let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
-        let verb = if read_only { "EXAMINE" } else { "SELECT" };
-        self.selected = Some(selected);
-        Ok(Done::Ok(format!("[{code}] {verb} completed")))
-    }
-
-    pub(crate) fn account_id(&self) -> pillarbox_store::AccountId {
-        self.account.as_ref().map(|a| a.id).unwrap_or_default()
-    }
-
-    /// CLOSE (`expunge` = true: silently remove `\Deleted` messages) or UNSELECT.
-    pub(crate) async fn close(&mut self, expunge: bool) -> Result<Done> {
-        let Some(selected) = self.selected.take() else {
-            return Ok(Done::Bad("No mailbox selected".into()));
-        };
-        if expunge && !selected.read_only {
-            let uids = deleted_uids(&self.server.store, selected.mailbox.id).await?;
-            if !uids.is_empty() {
-                self.server
-                    .store
-                    .expunge(selected.mailbox.id, &uids)
-                    .await?;
-            }
-        }
-        Ok(Done::Ok(format!(
-            "{} completed",
-            if expunge { "CLOSE" } else { "UNSELECT" }
-        )))
-    }
-
-    /// EXPUNGE, or UID EXPUNGE with a set (RFC 4315).
-    pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>) -> Result<Done> {
-        let store = self.server.store.clone();
-        let Some(selected) = self.selected.as_mut() else {
-            return Ok(Done::Bad("No mailbox selected".into()));
-        };
-        if selected.read_only {
-            return Ok(Done::No(
-                "[READ-ONLY] Mailbox was opened with EXAMINE: SELECT it to expunge".into(),
-            ));
-        }
-        let allowed: Option<BTreeSet<Uid>> = match uids {
-            Some(set) => match selected.resolve(set, true) {
-                Ok(indexes) => Some(
-                    indexes
-                        .into_iter()
-                        .map(|i| selected.messages[i].uid)
-                        .collect(),
-                ),
-                Err(done) => return Ok(done),
-            },
-            None => None,
-        };
-        let targets: Vec<Uid> = deleted_uids(&store, selected.mailbox.id)
-            .await?
-            .into_iter()
-            .filter(|u| allowed.as_ref().is_none_or(|a| a.contains(u)))
-            .collect();
-        if !targets.is_empty() {
-            store.expunge(selected.mailbox.id, &targets).await?;
-        }
-        tracing::debug!(uids = %compact(&targets.iter().map(|u| u.0).collect::<Vec<_>>()), "expunged");
-        Ok(Done::Ok(format!(
-            "{}EXPUNGE completed",
-            if uids.is_some() { "UID " } else { "" }
-        )))
     }
 }

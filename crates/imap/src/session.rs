@@ -1,13 +1,13 @@
 //! One IMAP session: the command loop, states (RFC 9051 §3), capabilities,
-//! login, and the mapping of store errors to response codes.
+//! dispatch to the commands (one file each under `command/`), and the
+//! mapping of store errors to response codes.
 
 use crate::Server;
 use crate::framing::{self, Frame};
 use crate::mutf7;
 use crate::parse::{Command, Request, parse_request};
 use crate::selected::Selected;
-use base64::Engine;
-use pillarbox_directory::{Account, AuthError, Protocol};
+use pillarbox_directory::Account;
 use pillarbox_net::{Connection, ReadError};
 use pillarbox_store::StoreError;
 
@@ -328,6 +328,10 @@ impl Session<'_> {
         result.unwrap_or_else(|error| store_failure(&error))
     }
 
+    pub(crate) fn account_id(&self) -> pillarbox_store::AccountId {
+        self.account.as_ref().map(|a| a.id).unwrap_or_default()
+    }
+
     pub(crate) fn untagged(&mut self, text: &str) {
         self.conn.write(format!("* {text}\r\n").as_bytes());
     }
@@ -369,120 +373,6 @@ impl Session<'_> {
                 "[CANNOT] mailbox name {text:?} is not valid modified UTF-7 (RFC 3501 §5.1.3), so no mailbox has it"
             ))
         })
-    }
-
-    async fn starttls(&mut self, tag: &str) -> Done {
-        if !self.conn.can_start_tls() {
-            return Done::Bad("TLS is already active or not available on this port".into());
-        }
-        self.conn
-            .write(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes());
-        match self.conn.start_tls().await {
-            Ok(()) => Done::Sent,
-            Err(error) => {
-                tracing::info!(%error, "TLS handshake failed");
-                Done::Close
-            }
-        }
-    }
-
-    async fn authenticate(&mut self, mechanism: &str, initial: Option<&str>) -> Done {
-        if mechanism != "PLAIN" {
-            return Done::No(format!(
-                "[CANNOT] mechanism {mechanism} is not supported: use AUTHENTICATE PLAIN"
-            ));
-        }
-        if !self.conn.plaintext_auth_allowed() {
-            return Done::No("[PRIVACYREQUIRED] Authentication is disabled until TLS is active: send STARTTLS first or use port 993".into());
-        }
-        let response = match initial {
-            Some(initial) => initial.to_string(),
-            None => {
-                if self.conn.send(b"+ \r\n").await.is_err() {
-                    return Done::Close;
-                }
-                // Only before login: the same few KiB as a whole command.
-                match self.conn.read_line(framing::MAX_COMMAND_BEFORE_LOGIN).await {
-                    Ok(line) => String::from_utf8_lossy(&line).trim_end().to_string(),
-                    Err(ReadError::TooLong(max)) => {
-                        let _ = self
-                            .conn
-                            .send(
-                                format!("* BYE AUTHENTICATE response longer than {max} octets\r\n")
-                                    .as_bytes(),
-                            )
-                            .await;
-                        return Done::Close;
-                    }
-                    Err(_) => return Done::Close,
-                }
-            }
-        };
-        if response == "*" {
-            return Done::Bad("Authentication cancelled".into());
-        }
-        let decoded = if response == "=" {
-            Vec::new()
-        } else {
-            match base64::engine::general_purpose::STANDARD.decode(response.as_bytes()) {
-                Ok(decoded) => decoded,
-                Err(_) => {
-                    return Done::Bad(
-                        "Malformed AUTHENTICATE PLAIN response: send base64 of authzid\\0user\\0password".into(),
-                    );
-                }
-            }
-        };
-        let mut fields = decoded.split(|b| *b == 0);
-        let (Some(authzid), Some(user), Some(password), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Done::Bad(
-                "Malformed AUTHENTICATE PLAIN response: send base64 of authzid\\0user\\0password"
-                    .into(),
-            );
-        };
-        let (Ok(authzid), Ok(user), Ok(password)) = (
-            std::str::from_utf8(authzid),
-            std::str::from_utf8(user),
-            std::str::from_utf8(password),
-        ) else {
-            return Done::Bad("User name and password must be UTF-8".into());
-        };
-        if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user) {
-            return Done::No(
-                "[AUTHORIZATIONFAILED] Logging in as another user is not supported".into(),
-            );
-        }
-        let (user, password) = (user.to_string(), password.to_string());
-        self.login(&user, &password).await
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> Done {
-        let ip = self.conn.peer().ip();
-        let directory = &self.server.directory;
-        // The shared throttle waits for this IP's turn and delays failures.
-        match directory.login(ip, user, password, Protocol::Imap).await {
-            Ok(account) => {
-                tracing::Span::current().record("account", account.address.as_str());
-                tracing::info!("IMAP login");
-                // The idle timeout from now on; no longer counted as not logged in.
-                self.conn.set_authenticated();
-                self.account = Some(account);
-                Done::Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
-            }
-            Err(AuthError::InvalidCredentials) => {
-                tracing::info!(login = ?user, "IMAP login failed");
-                Done::No("[AUTHENTICATIONFAILED] Invalid user name or password".into())
-            }
-            Err(AuthError::ProtocolDisabled(_)) => Done::No(
-                "[CONTACTADMIN] IMAP access is switched off for this account; ask your mail administrator to enable it".into(),
-            ),
-            Err(AuthError::Temporary(error)) => {
-                tracing::warn!(%error, "directory unavailable");
-                Done::No("[UNAVAILABLE] Account service unavailable, try again shortly".into())
-            }
-        }
     }
 }
 

@@ -1,13 +1,11 @@
-//! Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
-//! (RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE),
-//! LSUB, STATUS and APPEND.
+//! LIST (RFC 9051 §6.3.9, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS,
+//! RFC 6154 SPECIAL-USE) and LSUB (RFC 3501 §6.3.9), with the pattern
+//! matcher both use.
 
 use crate::encode;
-use crate::parse::{ListReturn, ListSelect, StatusItem};
+use crate::parse::{ListReturn, ListSelect};
 use crate::session::{Done, Session};
-use pillarbox_store::{
-    DELIMITER, Flags, INBOX, Mailbox, NewMessage, Result, SystemFlag, Target, UidRange,
-};
+use pillarbox_store::{DELIMITER, INBOX, Mailbox, Result};
 use std::collections::BTreeMap;
 
 /// A compiled LIST/LSUB pattern (RFC 9051 §6.3.9): `*` matches anything,
@@ -193,69 +191,6 @@ struct Entry<'a> {
 }
 
 impl Session<'_> {
-    pub(crate) async fn create(&mut self, raw: &[u8]) -> Result<Done> {
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        // RFC 9051 §6.3.4: a trailing delimiter only says a child may follow.
-        let name = name.trim_end_matches(DELIMITER);
-        if name.eq_ignore_ascii_case(INBOX) {
-            return Ok(Done::No("[ALREADYEXISTS] INBOX always exists".into()));
-        }
-        self.server
-            .store
-            .create_mailbox(self.account_id(), name, None)
-            .await?;
-        Ok(Done::Ok("CREATE completed".into()))
-    }
-
-    pub(crate) async fn delete(&mut self, raw: &[u8]) -> Result<Done> {
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        let account = self.account_id();
-        let mailbox = self.server.store.require_mailbox(account, &name).await?;
-        if self
-            .selected
-            .as_ref()
-            .is_some_and(|s| s.mailbox.id == mailbox.id)
-        {
-            self.selected = None;
-        }
-        self.server.store.delete_mailbox(account, &name).await?;
-        Ok(Done::Ok("DELETE completed".into()))
-    }
-
-    pub(crate) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<Done> {
-        let (from, to) = match (self.mailbox_name(from), self.mailbox_name(to)) {
-            (Ok(from), Ok(to)) => (from, to),
-            (Err(done), _) | (_, Err(done)) => return Ok(done),
-        };
-        let account = self.account_id();
-        self.server
-            .store
-            .rename_mailbox(account, &from, to.trim_end_matches(DELIMITER))
-            .await?;
-        Ok(Done::Ok("RENAME completed".into()))
-    }
-
-    pub(crate) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Result<Done> {
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        self.server
-            .store
-            .set_subscribed(self.account_id(), &name, on)
-            .await?;
-        Ok(Done::Ok(format!(
-            "{} completed",
-            if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" }
-        )))
-    }
-
     pub(crate) async fn list(
         &mut self,
         reference: &[u8],
@@ -377,137 +312,6 @@ impl Session<'_> {
         }
         Ok(Done::Ok("LSUB completed".into()))
     }
-
-    pub(crate) async fn status(&mut self, raw: &[u8], items: &[StatusItem]) -> Result<Done> {
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        let mailbox = self
-            .server
-            .store
-            .require_mailbox(self.account_id(), &name)
-            .await?;
-        self.write_status(&mailbox, items).await?;
-        Ok(Done::Ok("STATUS completed".into()))
-    }
-
-    async fn write_status(&mut self, mailbox: &Mailbox, items: &[StatusItem]) -> Result<()> {
-        let store = &self.server.store;
-        let counts = store.mailbox_counts(mailbox.id).await?;
-        let mut values = Vec::new();
-        for item in items {
-            let value = match item {
-                StatusItem::Messages => format!("MESSAGES {}", counts.messages),
-                StatusItem::UidNext => format!("UIDNEXT {}", mailbox.uid_next),
-                StatusItem::UidValidity => format!("UIDVALIDITY {}", mailbox.uid_validity),
-                StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
-                StatusItem::Size => format!("SIZE {}", counts.size),
-                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mailbox.highest_modseq),
-                StatusItem::Recent => {
-                    // The selected mailbox: what this session holds as recent;
-                    // another: what no session has claimed yet (RFC 3501 §2.3.2).
-                    let recent = match self
-                        .selected
-                        .as_ref()
-                        .filter(|s| s.mailbox.id == mailbox.id)
-                    {
-                        Some(selected) => selected.recent_count() as u32,
-                        None => store.unclaimed_recent_count(mailbox.id).await?,
-                    };
-                    format!("RECENT {recent}")
-                }
-                StatusItem::Deleted => {
-                    let deleted = store
-                        .messages(mailbox.id, UidRange::all())
-                        .await?
-                        .iter()
-                        .filter(|m| m.flags.contains(SystemFlag::Deleted))
-                        .count();
-                    format!("DELETED {deleted}")
-                }
-            };
-            values.push(value);
-        }
-        let mut line = b"* STATUS ".to_vec();
-        encode::mailbox(&mut line, &mailbox.name, self.rev2);
-        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
-        self.conn.write(&line);
-        Ok(())
-    }
-
-    pub(crate) async fn append(
-        &mut self,
-        raw: &[u8],
-        flag_names: &[String],
-        date: Option<i64>,
-        message: &[u8],
-    ) -> Result<Done> {
-        let name = match self.mailbox_name(raw) {
-            Ok(name) => name,
-            Err(done) => return Ok(done),
-        };
-        let account = self.account_id();
-        let Some(mailbox) = self.server.store.mailbox(account, &name).await? else {
-            return Ok(Done::No(format!(
-                "[TRYCREATE] Mailbox {name:?} does not exist: CREATE it first"
-            )));
-        };
-        if message.is_empty() {
-            return Ok(Done::No(
-                "[CANNOT] An empty message cannot be appended".into(),
-            ));
-        }
-        if message.len() as u64 > self.server.config.append_limit {
-            return Ok(Done::No(format!(
-                "[TOOBIG] Message is larger than the APPENDLIMIT of {} octets",
-                self.server.config.append_limit
-            )));
-        }
-        let flags = match to_flags(flag_names) {
-            Ok(flags) => flags,
-            Err(done) => return Ok(done),
-        };
-        let new = NewMessage {
-            raw: bytes::Bytes::copy_from_slice(message),
-            trace_headers: Vec::new(),
-            internal_date: date,
-        };
-        let target = Target {
-            account,
-            mailbox: mailbox.id,
-            flags,
-        };
-        // Over quota comes back as an error and is answered NO [OVERQUOTA].
-        let delivered = self.server.store.deliver(&new, &[target]).await?;
-        let Some(d) = delivered.first() else {
-            return Ok(Done::No("[SERVERBUG] Message was not stored".into()));
-        };
-        Ok(Done::Ok(format!(
-            "[APPENDUID {} {}] APPEND completed",
-            mailbox.uid_validity, d.uid
-        )))
-    }
-}
-
-/// Flags from a client, as the store keeps them. `\Recent` cannot be set.
-pub(crate) fn to_flags(names: &[String]) -> Result<Flags, Done> {
-    let mut flags = Flags::new();
-    for name in names {
-        if let Some(flag) = SystemFlag::from_imap(name) {
-            flags.insert(flag);
-        } else if name.starts_with('\\') {
-            if name.eq_ignore_ascii_case("\\Recent") {
-                continue;
-            }
-            return Err(Done::Bad(format!(
-                "{name} is not a flag: use \\Seen \\Answered \\Flagged \\Deleted \\Draft or a keyword"
-            )));
-        } else {
-            flags.insert_keyword(name);
-        }
-    }
-    Ok(flags)
 }
 
 /// Every name LIST or LSUB may return: the mailboxes, the subscribed names
