@@ -192,6 +192,7 @@ impl Selected {
         store: &Store,
         allow_expunge: bool,
         rev2: bool,
+        condstore: bool,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let current = store.mailbox_by_id(self.mailbox.id).await?;
@@ -226,6 +227,9 @@ impl Selected {
                         format!("* {seq} FETCH (UID {} FLAGS ", entry.uid).as_bytes(),
                     );
                     encode::flags(out, &entry.flags, recent);
+                    if condstore {
+                        out.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
+                    }
                     out.extend_from_slice(b")\r\n");
                 }
             }

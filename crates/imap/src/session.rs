@@ -31,6 +31,10 @@ pub(crate) struct Session<'a> {
     pub account: Option<Account>,
     /// `ENABLE IMAP4rev2` was given: RFC 9051 behaviour.
     pub rev2: bool,
+    /// CONDSTORE is enabled (RFC 7162 §3.1): by ENABLE, SELECT (CONDSTORE)
+    /// or the first command using a mod-sequence; from then on every FETCH
+    /// response that carries FLAGS carries MODSEQ too.
+    pub condstore: bool,
     pub selected: Option<Selected>,
 }
 
@@ -41,6 +45,7 @@ pub async fn run(server: &Server, conn: Connection) {
         conn,
         account: None,
         rev2: false,
+        condstore: false,
         selected: None,
     };
     let greeting = format!(
@@ -188,7 +193,13 @@ impl Session<'_> {
         };
         let mut out = Vec::new();
         if let Err(error) = selected
-            .refresh(&self.server.store, allow_expunge, self.rev2, &mut out)
+            .refresh(
+                &self.server.store,
+                allow_expunge,
+                self.rev2,
+                self.condstore,
+                &mut out,
+            )
             .await
         {
             tracing::warn!(%error, "cannot read mailbox changes");
@@ -262,11 +273,20 @@ impl Session<'_> {
                         self.rev2 = true;
                         enabled.push("IMAP4rev2");
                     }
+                    if cap == "CONDSTORE" && !self.condstore {
+                        self.condstore = true;
+                        enabled.push("CONDSTORE");
+                    }
                 }
                 self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
                 Ok(Done::Ok("ENABLE completed".into()))
             }
-            Command::Select { mailbox, read_only } => {
+            Command::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => {
+                self.condstore |= *condstore;
                 Box::pin(self.select(mailbox, *read_only)).await
             }
             Command::Create(name) => Box::pin(self.create(name)).await,
@@ -309,14 +329,20 @@ impl Session<'_> {
                 charset,
                 key,
             } => Box::pin(self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)).await,
-            Command::Fetch { uid, set, attrs } => Box::pin(self.fetch(*uid, set, attrs)).await,
+            Command::Fetch {
+                uid,
+                set,
+                attrs,
+                changed_since,
+            } => Box::pin(self.fetch(*uid, set, attrs, *changed_since)).await,
             Command::Store {
                 uid,
                 set,
                 op,
                 silent,
                 flags,
-            } => Box::pin(self.store(*uid, set, *op, *silent, flags)).await,
+                unchanged_since,
+            } => Box::pin(self.store(*uid, set, *op, *silent, flags, *unchanged_since)).await,
             Command::Copy { uid, set, mailbox } => {
                 Box::pin(self.copy(*uid, set, mailbox, false)).await
             }
@@ -339,7 +365,8 @@ impl Session<'_> {
     pub(crate) fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
-             LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR",
+             LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
+             CONDSTORE",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

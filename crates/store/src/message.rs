@@ -166,7 +166,24 @@ impl Store {
         flags: &Flags,
         unchanged_since: Option<ModSeq>,
     ) -> Result<Vec<FlagUpdate>> {
+        Ok(self
+            .store_flags_checked(mailbox, uids, op, flags, unchanged_since)
+            .await?
+            .0)
+    }
+
+    /// As [`Store::store_flags`], also returning the UIDs left alone because
+    /// they were modified after `unchanged_since` (IMAP's `[MODIFIED …]`).
+    pub async fn store_flags_checked(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
         let uids = sorted_uids(uids);
+        let mut modified = Vec::new();
         let mut event = None;
         let updates = with_pool!(self.db_write(), pool => {
             let mut tx = pool.begin_write().await?;
@@ -192,6 +209,7 @@ impl Store {
                 .await?;
                 for (uid, modseq, system, keywords) in rows {
                     if unchanged_since.is_some_and(|since| (modseq as u64) > since.0) {
+                        modified.push(Uid(uid as u32));
                         continue;
                     }
                     let old = Flags::from_columns(system, &keywords);
@@ -236,7 +254,7 @@ impl Store {
         if let Some(event) = event {
             self.inner.feed.publish_committed(&[event]);
         }
-        Ok(updates)
+        Ok((updates, modified))
     }
 
     /// Records that a POP3 client downloaded these messages.

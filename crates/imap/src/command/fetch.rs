@@ -19,19 +19,33 @@ impl Session<'_> {
         uid: bool,
         set: &SequenceSet,
         attrs: &[FetchAttr],
+        changed_since: Option<u64>,
     ) -> Result<Done> {
+        // RFC 7162 §3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE.
+        if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
+            self.condstore = true;
+        }
+        let condstore = self.condstore;
         let store = self.server.store.clone();
         let rev2 = self.rev2;
         let Some(selected) = self.selected.as_mut() else {
             return Ok(Done::Bad("No mailbox selected".into()));
         };
-        let indexes = match selected.resolve(set, uid) {
+        let mut indexes = match selected.resolve(set, uid) {
             Ok(indexes) => indexes,
             Err(done) => return Ok(done),
         };
         let mut attrs = attrs.to_vec();
         if uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
+        }
+        // CHANGEDSINCE: only messages changed after it, with their MODSEQ
+        // (RFC 7162 §3.1.4.1).
+        if let Some(since) = changed_since {
+            indexes.retain(|i| selected.messages[*i].modseq.0 > since);
+            if !attrs.contains(&FetchAttr::ModSeq) {
+                attrs.push(FetchAttr::ModSeq);
+            }
         }
         let needs_meta = attrs.iter().any(|a| {
             matches!(
@@ -134,6 +148,7 @@ impl Session<'_> {
             out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
             let mut first = true;
             let mut flags_sent = false;
+            let mut modseq_sent = false;
             for attr in &attrs {
                 if !first {
                     out.push(b' ');
@@ -144,6 +159,10 @@ impl Session<'_> {
                 match attr {
                     FetchAttr::Uid => {
                         out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
+                    }
+                    FetchAttr::ModSeq => {
+                        out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
+                        modseq_sent = true;
                     }
                     FetchAttr::Flags => {
                         out.extend_from_slice(b"FLAGS ");
@@ -248,6 +267,11 @@ impl Session<'_> {
             if !flags_sent && seen_now.contains(&entry.uid) {
                 out.extend_from_slice(b" FLAGS ");
                 encode::flags(&mut out, &entry.flags, recent);
+                flags_sent = true;
+            }
+            // With CONDSTORE on, flags always come with their MODSEQ.
+            if condstore && flags_sent && !modseq_sent {
+                out.extend_from_slice(format!(" MODSEQ ({})", entry.modseq).as_bytes());
             }
             out.extend_from_slice(b")\r\n");
             pending += out.len();

@@ -207,6 +207,7 @@ impl Context<'_> {
             SearchKey::SentOn(d) => sent_day(fields).is_some_and(|s| s == *d),
             SearchKey::SentSince(d) => sent_day(fields).is_some_and(|s| s >= *d),
             SearchKey::Larger(n) => m.size > *n,
+            SearchKey::ModSeq(n) => m.modseq.0 >= *n,
             SearchKey::Smaller(n) => m.size < *n,
         }
     }
@@ -292,6 +293,16 @@ async fn run_search(
     Ok(hits)
 }
 
+/// Whether a search key tests mod-sequences anywhere in its tree.
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(keys) | SearchKey::Or(keys) => keys.iter().any(uses_modseq),
+        SearchKey::Not(key) => uses_modseq(key),
+        _ => false,
+    }
+}
+
 impl Session<'_> {
     pub(crate) async fn search(
         &mut self,
@@ -308,6 +319,10 @@ impl Session<'_> {
                 "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
             )));
         }
+        // RFC 7162 §3.1.5: a MODSEQ key enables CONDSTORE, and the answer
+        // then carries the highest mod-sequence of the messages found.
+        let with_modseq = uses_modseq(key);
+        self.condstore |= with_modseq;
         let store = self.server.store.clone();
         let rev2 = self.rev2;
         let Some(selected) = self.selected.as_mut() else {
@@ -318,6 +333,12 @@ impl Session<'_> {
             .iter()
             .map(|(seq, u)| if uid { u.0 } else { *seq })
             .collect();
+        let highest = hits
+            .iter()
+            .filter_map(|(seq, _)| selected.messages.get(*seq as usize - 1))
+            .map(|m| m.modseq.0)
+            .max()
+            .filter(|_| with_modseq);
         // IMAP4rev2 has only ESEARCH; IMAP4rev1 gets ESEARCH when it asked with RETURN.
         let ret: Option<Vec<SearchReturn>> = match ret {
             Some([]) => Some(vec![SearchReturn::All]),
@@ -327,10 +348,10 @@ impl Session<'_> {
         };
         let Some(options) = ret else {
             let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
-            let line = if list.is_empty() {
-                "* SEARCH\r\n".to_string()
-            } else {
-                format!("* SEARCH {}\r\n", list.join(" "))
+            let line = match highest {
+                _ if list.is_empty() => "* SEARCH\r\n".to_string(),
+                Some(modseq) => format!("* SEARCH {} (MODSEQ {modseq})\r\n", list.join(" ")),
+                None => format!("* SEARCH {}\r\n", list.join(" ")),
             };
             self.conn.write(line.as_bytes());
             return Ok(Done::Ok(format!(
@@ -391,6 +412,9 @@ impl Session<'_> {
                     SearchReturn::Save => {}
                 }
             }
+        }
+        if let Some(modseq) = highest {
+            line.push_str(&format!(" MODSEQ {modseq}"));
         }
         if !only_save {
             line.push_str("\r\n");

@@ -40,6 +40,8 @@ impl Session<'_> {
             "OK [UIDNEXT {}] Predicted next UID",
             selected.mailbox.uid_next
         ));
+        // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
+        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", selected.modseq));
         let mut flags = Vec::new();
         selected.write_flags(&mut flags);
         self.conn.write(&flags);

@@ -72,6 +72,8 @@ pub enum Command {
     Select {
         mailbox: Vec<u8>,
         read_only: bool,
+        /// `(CONDSTORE)` (RFC 7162 §3.1.8).
+        condstore: bool,
     },
     Create(Vec<u8>),
     Delete(Vec<u8>),
@@ -124,6 +126,8 @@ pub enum Command {
         uid: bool,
         set: SequenceSet,
         attrs: Vec<FetchAttr>,
+        /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1).
+        changed_since: Option<u64>,
     },
     Store {
         uid: bool,
@@ -131,6 +135,8 @@ pub enum Command {
         op: StoreOp,
         silent: bool,
         flags: Vec<String>,
+        /// `(UNCHANGEDSINCE n)` (RFC 7162 §3.1.3).
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,
@@ -276,15 +282,30 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "SELECT" | "EXAMINE" => {
             c.sp()?;
             let mailbox = mailbox(c)?;
-            // Select parameters (e.g. CONDSTORE) are not supported: refuse clearly.
-            if c.peek() == Some(b' ') {
-                return Err(ParseError::new(format!(
-                    "{name} parameters are not supported by this server"
-                )));
+            // RFC 4466 select parameters: CONDSTORE (RFC 7162) only.
+            let mut condstore = false;
+            if c.eat(b' ') {
+                c.expect(b'(', "'(' opening the select parameters")?;
+                loop {
+                    let param = c.atom()?.to_ascii_uppercase();
+                    match param.as_str() {
+                        "CONDSTORE" => condstore = true,
+                        _ => {
+                            return Err(ParseError::new(format!(
+                                "{name} parameter {param} is not supported: only CONDSTORE is"
+                            )));
+                        }
+                    }
+                    if c.eat(b')') {
+                        break;
+                    }
+                    c.sp()?;
+                }
             }
             Command::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
+                condstore,
             }
         }
         "CREATE" => {
@@ -562,13 +583,80 @@ fn fetch(c: &mut Cursor, uid: bool) -> PResult<Command> {
     let set = c.sequence_set()?;
     c.sp()?;
     let attrs = parse_fetch_attrs(c)?;
-    Ok(Command::Fetch { uid, set, attrs })
+    // RFC 4466 fetch modifiers: CHANGEDSINCE (RFC 7162) only.
+    let mut changed_since = None;
+    if c.eat(b' ') {
+        c.expect(b'(', "'(' opening the FETCH modifiers")?;
+        loop {
+            let modifier = c.atom()?.to_ascii_uppercase();
+            match modifier.as_str() {
+                "CHANGEDSINCE" => {
+                    c.sp()?;
+                    changed_since = Some(mod_sequence(c)?);
+                }
+                _ => {
+                    return Err(ParseError::new(format!(
+                        "FETCH modifier {modifier} is not supported: only CHANGEDSINCE is"
+                    )));
+                }
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    }
+    Ok(Command::Fetch {
+        uid,
+        set,
+        attrs,
+        changed_since,
+    })
+}
+
+/// mod-sequence-value: 1 to 2^63-1 (RFC 7162 §7); `zero` allows 0
+/// (mod-sequence-valzer, as UNCHANGEDSINCE takes).
+fn mod_sequence_value(c: &mut Cursor, zero: bool) -> PResult<u64> {
+    let n = c.number64()?;
+    if n > i64::MAX as u64 || (n == 0 && !zero) {
+        return Err(ParseError::new(format!(
+            "{n} is not a mod-sequence: they run from 1 to 9223372036854775807"
+        )));
+    }
+    Ok(n)
+}
+
+fn mod_sequence(c: &mut Cursor) -> PResult<u64> {
+    mod_sequence_value(c, false)
 }
 
 fn store(c: &mut Cursor, uid: bool) -> PResult<Command> {
     c.sp()?;
     let set = c.sequence_set()?;
     c.sp()?;
+    // RFC 4466 store modifiers: UNCHANGEDSINCE (RFC 7162) only.
+    let mut unchanged_since = None;
+    if c.eat(b'(') {
+        loop {
+            let modifier = c.atom()?.to_ascii_uppercase();
+            match modifier.as_str() {
+                "UNCHANGEDSINCE" => {
+                    c.sp()?;
+                    unchanged_since = Some(mod_sequence_value(c, true)?);
+                }
+                _ => {
+                    return Err(ParseError::new(format!(
+                        "STORE modifier {modifier} is not supported: only UNCHANGEDSINCE is"
+                    )));
+                }
+            }
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+        c.sp()?;
+    }
     let op = if c.eat(b'+') {
         StoreOp::Add
     } else if c.eat(b'-') {
@@ -602,6 +690,7 @@ fn store(c: &mut Cursor, uid: bool) -> PResult<Command> {
         op,
         silent,
         flags,
+        unchanged_since,
     })
 }
 

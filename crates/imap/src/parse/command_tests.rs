@@ -24,7 +24,8 @@ fn rfc_9051_examples() {
         parse("A142 SELECT INBOX\r\n"),
         Command::Select {
             mailbox: b"INBOX".to_vec(),
-            read_only: false
+            read_only: false,
+            condstore: false,
         }
     );
     assert_eq!(
@@ -45,7 +46,8 @@ fn rfc_9051_examples() {
             set: SequenceSet::Ranges(vec![(SeqBound::Num(2), SeqBound::Num(4))]),
             op: StoreOp::Add,
             silent: false,
-            flags: vec!["\\Deleted".into()]
+            flags: vec!["\\Deleted".into()],
+            unchanged_since: None,
         }
     );
     assert_eq!(
@@ -61,7 +63,8 @@ fn rfc_9051_examples() {
         Command::Fetch {
             uid: true,
             set: SequenceSet::Ranges(vec![(SeqBound::Num(4827313), SeqBound::Num(4828442))]),
-            attrs: vec![FetchAttr::Flags]
+            attrs: vec![FetchAttr::Flags],
+            changed_since: None,
         }
     );
     // RFC 9051 §6.3.12 APPEND with a synchronizing literal.
@@ -176,4 +179,66 @@ fn deep_nesting_is_refused() {
     line.push_str(&")".repeat(100));
     line.push_str("\r\n");
     assert!(bad(&line).contains("nested"));
+}
+
+/// RFC 7162's examples of the CONDSTORE forms (§3.1.3-3.1.5, §3.1.8).
+#[test]
+fn condstore_forms() {
+    assert_eq!(
+        parse("a SELECT INBOX (CONDSTORE)\r\n"),
+        Command::Select {
+            mailbox: b"INBOX".to_vec(),
+            read_only: false,
+            condstore: true,
+        }
+    );
+    match parse("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n") {
+        Command::Store {
+            uid: true,
+            silent: true,
+            op: StoreOp::Add,
+            unchanged_since: Some(12121230045),
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // UNCHANGEDSINCE 0 is allowed (it fails every message).
+    match parse("a STORE 1 (UNCHANGEDSINCE 0) FLAGS (\\Seen)\r\n") {
+        Command::Store {
+            unchanged_since: Some(0),
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse("s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n"),
+        Command::Fetch {
+            uid: true,
+            set: SequenceSet::Ranges(vec![(SeqBound::Num(1), SeqBound::Star)]),
+            attrs: vec![FetchAttr::Flags],
+            changed_since: Some(12345),
+        }
+    );
+    assert_eq!(
+        parse("a FETCH 1 (MODSEQ)\r\n"),
+        Command::Fetch {
+            uid: false,
+            set: SequenceSet::Ranges(vec![(SeqBound::Num(1), SeqBound::Num(1))]),
+            attrs: vec![FetchAttr::ModSeq],
+            changed_since: None,
+        }
+    );
+    match parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n") {
+        Command::Search { key, .. } => assert_eq!(format!("{key:?}"), "ModSeq(620162338)"),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "a FETCH 1 FLAGS (CHANGEDSINCE 0)\r\n",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)\r\n",
+        "a SELECT INBOX (QRESYNC-SOMETHING)\r\n",
+        "a STORE 1 (FROBNICATE 1) FLAGS (\\Seen)\r\n",
+        "a SEARCH MODSEQ \"/flags/\\\\draft\" nobody 1\r\n",
+    ] {
+        assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
+    }
 }

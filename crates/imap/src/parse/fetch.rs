@@ -43,6 +43,8 @@ pub enum FetchAttr {
         peek: bool,
     },
     BinarySize(Vec<u32>),
+    /// MODSEQ (RFC 7162 §3.1.4).
+    ModSeq,
 }
 
 impl FetchAttr {
@@ -126,6 +128,7 @@ fn attr(c: &mut Cursor) -> PResult<FetchAttr> {
         "RFC822.TEXT" => FetchAttr::Rfc822Text,
         "BODYSTRUCTURE" => FetchAttr::BodyStructure,
         "UID" => FetchAttr::Uid,
+        "MODSEQ" => FetchAttr::ModSeq,
         "BODY" | "BODY.PEEK" => {
             if c.peek() != Some(b'[') {
                 if item == "BODY" {

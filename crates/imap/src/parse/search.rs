@@ -37,6 +37,8 @@ pub enum SearchKey {
     SentOn(i64),
     SentSince(i64),
     Larger(u64),
+    /// MODSEQ (RFC 7162 §3.1.5): messages with a mod-sequence of at least this.
+    ModSeq(u64),
     Smaller(u64),
 }
 
@@ -211,6 +213,28 @@ fn simple_key(c: &mut Cursor) -> PResult<SearchKey> {
         "SMALLER" => {
             c.sp()?;
             SearchKey::Smaller(c.number64()?)
+        }
+        "MODSEQ" => {
+            // MODSEQ ["/flags/\\Seen" priv|shared|all] n (RFC 7162 §3.1.5):
+            // every flag of a message shares its one mod-sequence here, so
+            // the entry named does not narrow anything.
+            c.sp()?;
+            if c.peek() == Some(b'"') {
+                c.quoted()?;
+                c.sp()?;
+                let kind = c.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err(ParseError::new(format!(
+                        "MODSEQ entry type {kind} is not priv, shared or all"
+                    )));
+                }
+                c.sp()?;
+            }
+            let n = c.number64()?;
+            if n > i64::MAX as u64 {
+                return Err(ParseError::new(format!("{n} is not a mod-sequence")));
+            }
+            SearchKey::ModSeq(n)
         }
         "UID" => {
             c.sp()?;
