@@ -172,3 +172,106 @@ async fn select_condstore_and_first_use_enable_it() {
         ts.stop().await;
     }
 }
+
+/// `[NAME n]` from the untagged OK lines of a SELECT.
+fn code_value(lines: &[String], name: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("* OK [{name} ")))
+        .and_then(|rest| rest.split(']').next())
+        .map(|n| n.parse().unwrap())
+        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+}
+
+#[tokio::test]
+async fn qresync_by_the_rfc_examples() {
+    for (ts, mut a) in server_with_three().await {
+        let lines = command(&mut a, "a CAPABILITY").await;
+        assert!(has(&lines, " QRESYNC"), "{lines:?}");
+        // Without ENABLE QRESYNC its forms are refused.
+        let lines = command(&mut a, "b SELECT INBOX (QRESYNC (1 1))").await;
+        assert!(last(&lines).starts_with("b BAD"), "{lines:?}");
+        let lines = command(&mut a, "c ENABLE QRESYNC").await;
+        assert!(has(&lines, "* ENABLED QRESYNC"), "{lines:?}");
+        let lines = command(&mut a, "d SELECT INBOX").await;
+        ok(&lines, "d");
+        let validity = code_value(&lines, "UIDVALIDITY");
+        let since = code_value(&lines, "HIGHESTMODSEQ");
+
+        // Another session reads message 1 and expunges message 2.
+        let mut b = login(&ts, ALICE, PASSWORD).await;
+        ok(&command(&mut b, "a SELECT INBOX").await, "a");
+        ok(&command(&mut b, "b STORE 1 +FLAGS (\\Seen)").await, "b");
+        ok(&command(&mut b, "c STORE 2 +FLAGS (\\Deleted)").await, "c");
+        ok(&command(&mut b, "d EXPUNGE").await, "d");
+
+        // The QRESYNC session hears VANISHED, not EXPUNGE (§3.2.10).
+        let lines = command(&mut a, "e NOOP").await;
+        assert!(has(&lines, "* VANISHED 2"), "{lines:?}");
+        assert!(!has(&lines, "EXPUNGE\r"), "{lines:?}");
+        assert!(has(&lines, "UID 1 FLAGS (\\Seen"), "{lines:?}");
+        assert!(has(&lines, "MODSEQ ("), "{lines:?}");
+
+        // A client coming back with what it knew: only the differences
+        // (§3.2.5.2).
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        ok(&command(&mut c, "a ENABLE QRESYNC").await, "a");
+        let lines = command(
+            &mut c,
+            &format!("b SELECT INBOX (QRESYNC ({validity} {since} 1:3))"),
+        )
+        .await;
+        ok(&lines, "b");
+        assert!(has(&lines, "* VANISHED (EARLIER) 2"), "{lines:?}");
+        let fetches: Vec<&String> = lines.iter().filter(|l| l.contains(" FETCH (")).collect();
+        assert_eq!(fetches.len(), 1, "{lines:?}");
+        assert!(
+            fetches[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Seen")
+                && fetches[0].contains("MODSEQ ("),
+            "{lines:?}"
+        );
+        // Known UIDs limit the VANISHED answer.
+        let lines = command(
+            &mut c,
+            &format!("c EXAMINE INBOX (QRESYNC ({validity} {since} 3))"),
+        )
+        .await;
+        assert!(has(&lines, "* OK [CLOSED]"), "{lines:?}");
+        assert!(!has(&lines, "VANISHED"), "{lines:?}");
+        // Another UIDVALIDITY: the client's cache is void, nothing is sent.
+        let lines = command(
+            &mut c,
+            &format!("d SELECT INBOX (QRESYNC ({} {since}))", validity + 1),
+        )
+        .await;
+        ok(&lines, "d");
+        assert!(
+            !has(&lines, "VANISHED") && !has(&lines, " FETCH ("),
+            "{lines:?}"
+        );
+
+        // UID FETCH … (CHANGEDSINCE n VANISHED) (§3.2.6).
+        let lines = command(
+            &mut c,
+            &format!("e UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since} VANISHED)"),
+        )
+        .await;
+        ok(&lines, "e");
+        assert!(has(&lines, "* VANISHED (EARLIER) 2"), "{lines:?}");
+        let fetches: Vec<&String> = lines.iter().filter(|l| l.contains(" FETCH (")).collect();
+        assert_eq!(fetches.len(), 1, "{lines:?}");
+
+        // Its own EXPUNGE answers VANISHED too.
+        ok(
+            &command(&mut c, "f UID STORE 3 +FLAGS (\\Deleted)").await,
+            "f",
+        );
+        let lines = command(&mut c, "g UID EXPUNGE 3").await;
+        ok(&lines, "g");
+        assert!(has(&lines, "* VANISHED 3"), "{lines:?}");
+        // A session without QRESYNC still gets EXPUNGE.
+        let lines = command(&mut b, "e NOOP").await;
+        assert!(has(&lines, "* 2 EXPUNGE"), "{lines:?}");
+        ts.stop().await;
+    }
+}

@@ -193,6 +193,7 @@ impl Selected {
         allow_expunge: bool,
         rev2: bool,
         condstore: bool,
+        qresync: bool,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let current = store.mailbox_by_id(self.mailbox.id).await?;
@@ -248,12 +249,24 @@ impl Selected {
         }
         if allow_expunge && !self.gone.is_empty() {
             let gone = std::mem::take(&mut self.gone);
+            let mut vanished = Vec::new();
             for uid in gone.iter().rev() {
                 if let Some(seq) = self.seq_of(*uid) {
-                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    // QRESYNC: one VANISHED for them all (RFC 7162 §3.2.10).
+                    if qresync {
+                        vanished.push(uid.0);
+                    } else {
+                        out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                    }
                     self.messages.remove(seq as usize - 1);
                     self.told_exists = self.told_exists.saturating_sub(1);
                 }
+            }
+            if !vanished.is_empty() {
+                vanished.sort_unstable();
+                out.extend_from_slice(
+                    format!("* VANISHED {}\r\n", crate::sequence::compact(&vanished)).as_bytes(),
+                );
             }
             self.saved.retain(|u| !gone.contains(u));
         }

@@ -35,6 +35,9 @@ pub(crate) struct Session<'a> {
     /// or the first command using a mod-sequence; from then on every FETCH
     /// response that carries FLAGS carries MODSEQ too.
     pub condstore: bool,
+    /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): expunges are reported as
+    /// `VANISHED`, and SELECT takes the QRESYNC parameter.
+    pub qresync: bool,
     pub selected: Option<Selected>,
 }
 
@@ -46,6 +49,7 @@ pub async fn run(server: &Server, conn: Connection) {
         account: None,
         rev2: false,
         condstore: false,
+        qresync: false,
         selected: None,
     };
     let greeting = format!(
@@ -198,6 +202,7 @@ impl Session<'_> {
                 allow_expunge,
                 self.rev2,
                 self.condstore,
+                self.qresync,
                 &mut out,
             )
             .await
@@ -277,6 +282,12 @@ impl Session<'_> {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
                     }
+                    // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                    if cap == "QRESYNC" && !self.qresync {
+                        self.qresync = true;
+                        self.condstore = true;
+                        enabled.push("QRESYNC");
+                    }
                 }
                 self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
                 Ok(Done::Ok("ENABLE completed".into()))
@@ -285,9 +296,15 @@ impl Session<'_> {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => {
+                if qresync.is_some() && !self.qresync {
+                    return Done::Bad(
+                        "SELECT (QRESYNC …) needs ENABLE QRESYNC first (RFC 7162 §3.2.5)".into(),
+                    );
+                }
                 self.condstore |= *condstore;
-                Box::pin(self.select(mailbox, *read_only)).await
+                Box::pin(self.select(mailbox, *read_only, qresync.as_ref())).await
             }
             Command::Create(name) => Box::pin(self.create(name)).await,
             Command::Delete(name) => Box::pin(self.delete(name)).await,
@@ -334,7 +351,15 @@ impl Session<'_> {
                 set,
                 attrs,
                 changed_since,
-            } => Box::pin(self.fetch(*uid, set, attrs, *changed_since)).await,
+                vanished,
+            } => {
+                if *vanished && !self.qresync {
+                    return Done::Bad(
+                        "the VANISHED modifier needs ENABLE QRESYNC first (RFC 7162 §3.2.6)".into(),
+                    );
+                }
+                Box::pin(self.fetch(*uid, set, attrs, *changed_since, *vanished)).await
+            }
             Command::Store {
                 uid,
                 set,
@@ -366,7 +391,7 @@ impl Session<'_> {
         let mut caps = String::from(
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
-             CONDSTORE",
+             CONDSTORE QRESYNC",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

@@ -20,6 +20,7 @@ impl Session<'_> {
         set: &SequenceSet,
         attrs: &[FetchAttr],
         changed_since: Option<u64>,
+        vanished: bool,
     ) -> Result<Done> {
         // RFC 7162 §3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE.
         if changed_since.is_some() || attrs.contains(&FetchAttr::ModSeq) {
@@ -38,6 +39,28 @@ impl Session<'_> {
         let mut attrs = attrs.to_vec();
         if uid && !attrs.contains(&FetchAttr::Uid) {
             attrs.insert(0, FetchAttr::Uid);
+        }
+        // UID FETCH … (CHANGEDSINCE n VANISHED): first the UIDs of the set
+        // expunged since n (RFC 7162 §3.2.6).
+        if let (true, Some(since)) = (vanished, changed_since) {
+            let largest = selected.mailbox.uid_next.0.saturating_sub(1);
+            let mut gone: Vec<u32> = store
+                .expunged_since(selected.mailbox.id, pillarbox_store::ModSeq(since))
+                .await?
+                .into_iter()
+                .map(|(uid, _)| uid.0)
+                .filter(|uid| set.contains(*uid, largest))
+                .collect();
+            gone.sort_unstable();
+            if !gone.is_empty() {
+                self.conn.write(
+                    format!(
+                        "* VANISHED (EARLIER) {}\r\n",
+                        crate::sequence::compact(&gone)
+                    )
+                    .as_bytes(),
+                );
+            }
         }
         // CHANGEDSINCE: only messages changed after it, with their MODSEQ
         // (RFC 7162 §3.1.4.1).

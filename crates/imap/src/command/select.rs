@@ -2,14 +2,25 @@
 //! (§6.4.1, RFC 3691).
 
 use crate::encode;
+use crate::parse::QresyncParams;
 use crate::selected::Selected;
+use crate::sequence::compact;
 use crate::session::{Done, Session};
-use pillarbox_store::{Result, Store, SystemFlag, Uid, UidRange};
+use pillarbox_store::{ModSeq, Result, Store, SystemFlag, Uid, UidRange};
 
 impl Session<'_> {
-    pub(crate) async fn select(&mut self, raw: &[u8], read_only: bool) -> Result<Done> {
+    pub(crate) async fn select(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        qresync: Option<&QresyncParams>,
+    ) -> Result<Done> {
         // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
+        // RFC 7162 §3.2.11: a QRESYNC client is told where the old one's
+        // responses end.
+        if self.selected.take().is_some() && self.qresync {
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
         let account = self.account_id();
         let name = match self.mailbox_name(raw) {
             Ok(name) => name,
@@ -52,10 +63,55 @@ impl Session<'_> {
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line);
         }
+        if let Some(params) = qresync
+            && params.uid_validity == selected.mailbox.uid_validity.0
+        {
+            self.resync(&selected, params).await?;
+        }
         let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
         self.selected = Some(selected);
         Ok(Done::Ok(format!("[{code}] {verb} completed")))
+    }
+
+    /// RFC 7162 §3.2.5.2: what changed since the client's mod-sequence, in
+    /// place of a full re-read: the UIDs expunged since (among the ones it
+    /// knows, when it said), then the flags of every message changed since.
+    async fn resync(&mut self, selected: &Selected, params: &QresyncParams) -> Result<()> {
+        let store = &self.server.store;
+        let since = ModSeq(params.modseq);
+        let largest = selected.mailbox.uid_next.0.saturating_sub(1);
+        let mut vanished: Vec<u32> = store
+            .expunged_since(selected.mailbox.id, since)
+            .await?
+            .into_iter()
+            .map(|(uid, _)| uid.0)
+            .filter(|uid| {
+                params
+                    .known_uids
+                    .as_ref()
+                    .is_none_or(|known| known.contains(*uid, largest))
+            })
+            .collect();
+        vanished.sort_unstable();
+        let mut out = Vec::new();
+        if !vanished.is_empty() {
+            out.extend_from_slice(
+                format!("* VANISHED (EARLIER) {}\r\n", compact(&vanished)).as_bytes(),
+            );
+        }
+        for (index, m) in selected.messages.iter().enumerate() {
+            if m.modseq <= since {
+                continue;
+            }
+            out.extend_from_slice(
+                format!("* {} FETCH (UID {} FLAGS ", index + 1, m.uid).as_bytes(),
+            );
+            encode::flags(&mut out, &m.flags, !self.rev2 && selected.is_recent(m.uid));
+            out.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
+        }
+        self.conn.write(&out);
+        Ok(())
     }
 
     /// CLOSE (`expunge` = true: silently remove `\Deleted` messages) or UNSELECT.

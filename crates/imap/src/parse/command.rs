@@ -45,6 +45,16 @@ pub struct ListReturn {
     pub status: Option<Vec<StatusItem>>,
 }
 
+/// SELECT's `QRESYNC (uidvalidity modseq [known-uids [seq-match]])`
+/// (RFC 7162 §3.2.5). The sequence-match data only helps a server that
+/// forgets expunges; this one keeps them, so it is read and not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+}
+
 /// How STORE combines flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOp {
@@ -74,6 +84,8 @@ pub enum Command {
         read_only: bool,
         /// `(CONDSTORE)` (RFC 7162 §3.1.8).
         condstore: bool,
+        /// `(QRESYNC (…))` (RFC 7162 §3.2.5).
+        qresync: Option<QresyncParams>,
     },
     Create(Vec<u8>),
     Delete(Vec<u8>),
@@ -128,6 +140,8 @@ pub enum Command {
         attrs: Vec<FetchAttr>,
         /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1).
         changed_since: Option<u64>,
+        /// `VANISHED` with CHANGEDSINCE in UID FETCH (RFC 7162 §3.2.6).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -282,17 +296,22 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "SELECT" | "EXAMINE" => {
             c.sp()?;
             let mailbox = mailbox(c)?;
-            // RFC 4466 select parameters: CONDSTORE (RFC 7162) only.
+            // RFC 4466 select parameters: CONDSTORE and QRESYNC (RFC 7162).
             let mut condstore = false;
+            let mut qresync = None;
             if c.eat(b' ') {
                 c.expect(b'(', "'(' opening the select parameters")?;
                 loop {
                     let param = c.atom()?.to_ascii_uppercase();
                     match param.as_str() {
                         "CONDSTORE" => condstore = true,
+                        "QRESYNC" => {
+                            c.sp()?;
+                            qresync = Some(qresync_params(c)?);
+                        }
                         _ => {
                             return Err(ParseError::new(format!(
-                                "{name} parameter {param} is not supported: only CONDSTORE is"
+                                "{name} parameter {param} is not supported: only CONDSTORE and QRESYNC are"
                             )));
                         }
                     }
@@ -306,6 +325,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
                 mailbox,
                 read_only: name == "EXAMINE",
                 condstore,
+                qresync,
             }
         }
         "CREATE" => {
@@ -583,8 +603,10 @@ fn fetch(c: &mut Cursor, uid: bool) -> PResult<Command> {
     let set = c.sequence_set()?;
     c.sp()?;
     let attrs = parse_fetch_attrs(c)?;
-    // RFC 4466 fetch modifiers: CHANGEDSINCE (RFC 7162) only.
+    // RFC 4466 fetch modifiers: CHANGEDSINCE and, for UID FETCH, VANISHED
+    // (RFC 7162).
     let mut changed_since = None;
+    let mut vanished = false;
     if c.eat(b' ') {
         c.expect(b'(', "'(' opening the FETCH modifiers")?;
         loop {
@@ -594,9 +616,10 @@ fn fetch(c: &mut Cursor, uid: bool) -> PResult<Command> {
                     c.sp()?;
                     changed_since = Some(mod_sequence(c)?);
                 }
+                "VANISHED" if uid => vanished = true,
                 _ => {
                     return Err(ParseError::new(format!(
-                        "FETCH modifier {modifier} is not supported: only CHANGEDSINCE is"
+                        "FETCH modifier {modifier} is not supported: only CHANGEDSINCE and (UID FETCH) VANISHED are"
                     )));
                 }
             }
@@ -606,11 +629,52 @@ fn fetch(c: &mut Cursor, uid: bool) -> PResult<Command> {
             c.sp()?;
         }
     }
+    // RFC 7162 §3.2.6: VANISHED only with CHANGEDSINCE.
+    if vanished && changed_since.is_none() {
+        return Err(ParseError::new(
+            "the VANISHED modifier needs CHANGEDSINCE too",
+        ));
+    }
     Ok(Command::Fetch {
         uid,
         set,
         attrs,
         changed_since,
+        vanished,
+    })
+}
+
+/// `(uidvalidity modseq [known-uids [(known-seqs known-uids)]])`.
+fn qresync_params(c: &mut Cursor) -> PResult<QresyncParams> {
+    c.expect(b'(', "'(' opening the QRESYNC parameters")?;
+    let uid_validity = c.nz_number()?;
+    c.sp()?;
+    let modseq = mod_sequence(c)?;
+    let mut known_uids = None;
+    if c.eat(b' ') {
+        if c.peek() != Some(b'(') {
+            known_uids = Some(c.sequence_set()?);
+            if !c.eat(b' ') {
+                c.expect(b')', "')' closing the QRESYNC parameters")?;
+                return Ok(QresyncParams {
+                    uid_validity,
+                    modseq,
+                    known_uids,
+                });
+            }
+        }
+        // seq-match-data = "(" known-sequence-set SP known-uid-set ")"
+        c.expect(b'(', "'(' opening the sequence match data")?;
+        c.sequence_set()?;
+        c.sp()?;
+        c.sequence_set()?;
+        c.expect(b')', "')' closing the sequence match data")?;
+    }
+    c.expect(b')', "')' closing the QRESYNC parameters")?;
+    Ok(QresyncParams {
+        uid_validity,
+        modseq,
+        known_uids,
     })
 }
 

@@ -26,6 +26,7 @@ fn rfc_9051_examples() {
             mailbox: b"INBOX".to_vec(),
             read_only: false,
             condstore: false,
+            qresync: None,
         }
     );
     assert_eq!(
@@ -65,6 +66,7 @@ fn rfc_9051_examples() {
             set: SequenceSet::Ranges(vec![(SeqBound::Num(4827313), SeqBound::Num(4828442))]),
             attrs: vec![FetchAttr::Flags],
             changed_since: None,
+            vanished: false,
         }
     );
     // RFC 9051 §6.3.12 APPEND with a synchronizing literal.
@@ -190,6 +192,7 @@ fn condstore_forms() {
             mailbox: b"INBOX".to_vec(),
             read_only: false,
             condstore: true,
+            qresync: None,
         }
     );
     match parse("a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n") {
@@ -217,6 +220,7 @@ fn condstore_forms() {
             set: SequenceSet::Ranges(vec![(SeqBound::Num(1), SeqBound::Star)]),
             attrs: vec![FetchAttr::Flags],
             changed_since: Some(12345),
+            vanished: false,
         }
     );
     assert_eq!(
@@ -226,6 +230,7 @@ fn condstore_forms() {
             set: SequenceSet::Ranges(vec![(SeqBound::Num(1), SeqBound::Num(1))]),
             attrs: vec![FetchAttr::ModSeq],
             changed_since: None,
+            vanished: false,
         }
     );
     match parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n") {
@@ -238,6 +243,63 @@ fn condstore_forms() {
         "a SELECT INBOX (QRESYNC-SOMETHING)\r\n",
         "a STORE 1 (FROBNICATE 1) FLAGS (\\Seen)\r\n",
         "a SEARCH MODSEQ \"/flags/\\\\draft\" nobody 1\r\n",
+    ] {
+        assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+/// RFC 7162 §3.2.5-3.2.6: SELECT's QRESYNC parameter and UID FETCH's
+/// VANISHED modifier.
+#[test]
+fn qresync_forms() {
+    match parse("A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n") {
+        Command::Select {
+            qresync: Some(params),
+            ..
+        } => {
+            assert_eq!(params.uid_validity, 67890007);
+            assert_eq!(params.modseq, 20050715194045000);
+            let known = params.known_uids.unwrap();
+            assert!(known.contains(41, 600) && known.contains(300, 600));
+            assert!(!known.contains(42, 600) && !known.contains(600, 600));
+        }
+        other => panic!("{other:?}"),
+    }
+    // With sequence match data, and with neither optional part.
+    match parse(
+        "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n",
+    ) {
+        Command::Select {
+            qresync: Some(params),
+            ..
+        } => assert_eq!(params.modseq, 90060115194045000),
+        other => panic!("{other:?}"),
+    }
+    match parse("a EXAMINE INBOX (QRESYNC (1 2))\r\n") {
+        Command::Select {
+            read_only: true,
+            qresync: Some(params),
+            ..
+        } => assert!(params.known_uids.is_none()),
+        other => panic!("{other:?}"),
+    }
+    match parse("s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n") {
+        Command::Fetch {
+            uid: true,
+            changed_since: Some(12345),
+            vanished: true,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        // VANISHED needs UID FETCH and CHANGEDSINCE.
+        "a FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n",
+        "a UID FETCH 1:* (FLAGS) (VANISHED)\r\n",
+        // UIDVALIDITY is non-zero, the mod-sequence present.
+        "a SELECT INBOX (QRESYNC (0 5))\r\n",
+        "a SELECT INBOX (QRESYNC (5))\r\n",
+        "a SELECT INBOX (QRESYNC (1 2 3:4 (1:2)))\r\n",
     ] {
         assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
     }

@@ -8,7 +8,8 @@ mod fetch;
 mod search;
 
 pub use command::{
-    Command, ListReturn, ListSelect, Request, StatusItem, StoreOp, parse_request, parse_tag,
+    Command, ListReturn, ListSelect, QresyncParams, Request, StatusItem, StoreOp, parse_request,
+    parse_tag,
 };
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use search::{SearchKey, SearchReturn};
