@@ -306,7 +306,15 @@ impl Session<'_> {
                 self.condstore |= *condstore;
                 Box::pin(self.select(mailbox, *read_only, qresync.as_ref())).await
             }
-            Command::Create(name) => Box::pin(self.create(name)).await,
+            Command::Create {
+                mailbox,
+                special_use,
+            } => Box::pin(self.create(mailbox, special_use)).await,
+            Command::GetQuota(root) => Box::pin(self.get_quota(root)).await,
+            Command::GetQuotaRoot(mailbox) => Box::pin(self.get_quota_root(mailbox)).await,
+            Command::SetQuota => Ok(Done::No(
+                "[NOPERM] Quotas are set by the server's administrator".into(),
+            )),
             Command::Delete(name) => Box::pin(self.delete(name)).await,
             Command::Rename { from, to } => Box::pin(self.rename(from, to)).await,
             Command::Subscribe(name) => Box::pin(self.subscribe(name, true)).await,
@@ -391,7 +399,7 @@ impl Session<'_> {
         let mut caps = String::from(
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
-             CONDSTORE QRESYNC",
+             CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

@@ -2,13 +2,31 @@
 //! UNSUBSCRIBE (§6.3.7-6.3.8).
 
 use crate::session::{Done, Session};
-use pillarbox_store::{DELIMITER, INBOX, Result};
+use pillarbox_store::{DELIMITER, INBOX, Result, SpecialUse};
 
 impl Session<'_> {
-    pub(crate) async fn create(&mut self, raw: &[u8]) -> Result<Done> {
+    /// CREATE, with `(USE (…))` (RFC 6154 §3, CREATE-SPECIAL-USE): a
+    /// mailbox has at most one special use here.
+    pub(crate) async fn create(&mut self, raw: &[u8], uses: &[String]) -> Result<Done> {
         let name = match self.mailbox_name(raw) {
             Ok(name) => name,
             Err(done) => return Ok(done),
+        };
+        let special_use = match uses {
+            [] => None,
+            [one] => match SpecialUse::from_imap(one) {
+                Some(special_use) => Some(special_use),
+                None => {
+                    return Ok(Done::No(format!(
+                        "[USEATTR] {one} is not a special use: use \\All, \\Archive, \\Drafts, \\Flagged, \\Junk, \\Sent or \\Trash"
+                    )));
+                }
+            },
+            _ => {
+                return Ok(Done::No(
+                    "[USEATTR] A mailbox has at most one special use here".into(),
+                ));
+            }
         };
         // RFC 9051 §6.3.4: a trailing delimiter only says a child may follow.
         let name = name.trim_end_matches(DELIMITER);
@@ -17,7 +35,7 @@ impl Session<'_> {
         }
         self.server
             .store
-            .create_mailbox(self.account_id(), name, None)
+            .create_mailbox(self.account_id(), name, special_use)
             .await?;
         Ok(Done::Ok("CREATE completed".into()))
     }

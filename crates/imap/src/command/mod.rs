@@ -9,6 +9,7 @@
 //! | CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE | `mailbox.rs` |
 //! | LIST, LSUB | `list.rs` |
 //! | STATUS | `status.rs` |
+//! | GETQUOTA, GETQUOTAROOT (SETQUOTA is refused) | `quota.rs` |
 //! | APPEND | `append.rs` |
 //! | IDLE | `idle.rs` |
 //! | FETCH | `fetch.rs` |
@@ -28,6 +29,7 @@ pub(crate) mod fetch;
 mod idle;
 pub(crate) mod list;
 mod mailbox;
+mod quota;
 pub(crate) mod search;
 pub(crate) mod select;
 mod status;

@@ -154,6 +154,14 @@ fn sent_day(fields: &str) -> Option<i64> {
 struct Context<'a> {
     selected: &'a Selected,
     rev2: bool,
+    /// Unix seconds when the search began (OLDER, YOUNGER).
+    now: i64,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Context<'_> {
@@ -208,6 +216,8 @@ impl Context<'_> {
             SearchKey::SentSince(d) => sent_day(fields).is_some_and(|s| s >= *d),
             SearchKey::Larger(n) => m.size > *n,
             SearchKey::ModSeq(n) => m.modseq.0 >= *n,
+            SearchKey::Older(n) => m.internal_date < self.now - i64::from(*n),
+            SearchKey::Younger(n) => m.internal_date >= self.now - i64::from(*n),
             SearchKey::Smaller(n) => m.size < *n,
         }
     }
@@ -232,7 +242,12 @@ pub(crate) fn matches_texts(
         body: Some(body.to_string()),
         fields: Some(fields.to_string()),
     };
-    Context { selected, rev2 }.matches(key, seq, m, &loaded)
+    Context {
+        selected,
+        rev2,
+        now: unix_now(),
+    }
+    .matches(key, seq, m, &loaded)
 }
 
 async fn run_search(
@@ -241,7 +256,11 @@ async fn run_search(
     key: &SearchKey,
     rev2: bool,
 ) -> Result<Vec<(u32, Uid)>> {
-    let context = Context { selected, rev2 };
+    let context = Context {
+        selected,
+        rev2,
+        now: unix_now(),
+    };
     let columns = needs_text(key);
     let text = columns.header || columns.body;
     // The store narrows the messages down first where it can.

@@ -59,6 +59,16 @@ impl Session<'_> {
                         .count();
                     format!("DELETED {deleted}")
                 }
+                StatusItem::DeletedStorage => {
+                    let octets: u64 = store
+                        .messages(mailbox.id, UidRange::all())
+                        .await?
+                        .iter()
+                        .filter(|m| m.flags.contains(SystemFlag::Deleted))
+                        .map(|m| m.size)
+                        .sum();
+                    format!("DELETED-STORAGE {octets}")
+                }
             };
             values.push(value);
         }

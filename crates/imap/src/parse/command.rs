@@ -23,6 +23,8 @@ pub enum StatusItem {
     Size,
     Recent,
     HighestModSeq,
+    /// RFC 9208 §4.3: octets that EXPUNGE would free.
+    DeletedStorage,
 }
 
 /// Patterns in one LIST (RFC 5258 allows several), at most.
@@ -87,7 +89,17 @@ pub enum Command {
         /// `(QRESYNC (…))` (RFC 7162 §3.2.5).
         qresync: Option<QresyncParams>,
     },
-    Create(Vec<u8>),
+    Create {
+        mailbox: Vec<u8>,
+        /// `(USE (\\Sent …))` (RFC 6154 §3, CREATE-SPECIAL-USE).
+        special_use: Vec<String>,
+    },
+    /// GETQUOTA root (RFC 9208 §4.2).
+    GetQuota(Vec<u8>),
+    /// GETQUOTAROOT mailbox (RFC 9208 §4.3).
+    GetQuotaRoot(Vec<u8>),
+    /// SETQUOTA: parsed, always refused (quotas are the operator's).
+    SetQuota,
     Delete(Vec<u8>),
     Rename {
         from: Vec<u8>,
@@ -182,7 +194,10 @@ impl Command {
             Command::Select {
                 read_only: true, ..
             } => "EXAMINE",
-            Command::Create(_) => "CREATE",
+            Command::Create { .. } => "CREATE",
+            Command::GetQuota(_) => "GETQUOTA",
+            Command::GetQuotaRoot(_) => "GETQUOTAROOT",
+            Command::SetQuota => "SETQUOTA",
             Command::Delete(_) => "DELETE",
             Command::Rename { .. } => "RENAME",
             Command::Subscribe(_) => "SUBSCRIBE",
@@ -331,11 +346,45 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "CREATE" => {
             c.sp()?;
             let mailbox = mailbox(c)?;
+            // RFC 4466 create parameters: USE (RFC 6154 §3).
+            let mut special_use = Vec::new();
             if c.eat(b' ') {
-                // RFC 4466 create parameters: only USE (RFC 6154) is meaningful; accept and ignore others.
-                skip_parenthesized(c)?;
+                c.expect(b'(', "'(' opening the CREATE parameters")?;
+                loop {
+                    let param = c.atom()?.to_ascii_uppercase();
+                    if param != "USE" {
+                        return Err(ParseError::new(format!(
+                            "CREATE parameter {param} is not supported: only USE is"
+                        )));
+                    }
+                    c.sp()?;
+                    special_use.extend(c.flag_list()?);
+                    if c.eat(b')') {
+                        break;
+                    }
+                    c.sp()?;
+                }
             }
-            Command::Create(mailbox)
+            Command::Create {
+                mailbox,
+                special_use,
+            }
+        }
+        "GETQUOTA" => {
+            c.sp()?;
+            Command::GetQuota(c.astring()?)
+        }
+        "GETQUOTAROOT" => {
+            c.sp()?;
+            Command::GetQuotaRoot(mailbox(c)?)
+        }
+        "SETQUOTA" => {
+            // SETQUOTA root (resource limit …): read whole, then refused.
+            c.sp()?;
+            c.astring()?;
+            c.sp()?;
+            skip_parenthesized(c)?;
+            Command::SetQuota
         }
         "DELETE" => {
             c.sp()?;
@@ -452,6 +501,7 @@ fn status_items(c: &mut Cursor) -> PResult<Vec<StatusItem>> {
             "SIZE" => StatusItem::Size,
             "RECENT" => StatusItem::Recent,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            "DELETED-STORAGE" => StatusItem::DeletedStorage,
             _ => return Err(ParseError::new(format!("unknown STATUS item {item}"))),
         });
         if c.eat(b')') {

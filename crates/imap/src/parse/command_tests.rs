@@ -31,7 +31,10 @@ fn rfc_9051_examples() {
     );
     assert_eq!(
         parse("A003 CREATE owatagusiam/\r\n"),
-        Command::Create(b"owatagusiam/".to_vec())
+        Command::Create {
+            mailbox: b"owatagusiam/".to_vec(),
+            special_use: Vec::new(),
+        }
     );
     assert_eq!(
         parse("A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n"),

@@ -39,6 +39,10 @@ pub enum SearchKey {
     Larger(u64),
     /// MODSEQ (RFC 7162 §3.1.5): messages with a mod-sequence of at least this.
     ModSeq(u64),
+    /// OLDER n (RFC 5032): internal date more than n seconds ago.
+    Older(u32),
+    /// YOUNGER n (RFC 5032): internal date at most n seconds ago.
+    Younger(u32),
     Smaller(u64),
 }
 
@@ -213,6 +217,14 @@ fn simple_key(c: &mut Cursor) -> PResult<SearchKey> {
         "SMALLER" => {
             c.sp()?;
             SearchKey::Smaller(c.number64()?)
+        }
+        "OLDER" => {
+            c.sp()?;
+            SearchKey::Older(c.nz_number()?)
+        }
+        "YOUNGER" => {
+            c.sp()?;
+            SearchKey::Younger(c.nz_number()?)
         }
         "MODSEQ" => {
             // MODSEQ ["/flags/\\Seen" priv|shared|all] n (RFC 7162 §3.1.5):

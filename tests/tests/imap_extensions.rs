@@ -1,0 +1,132 @@
+//! Smaller IMAP extensions over real sockets, on SQLite and PostgreSQL:
+//! WITHIN (RFC 5032), CREATE-SPECIAL-USE (RFC 6154 §3) and QUOTA (RFC 9208).
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use pillarbox_directory::AccountUpdate;
+use pillarbox_tests::imap::{append, command, has, last, login};
+use pillarbox_tests::{TestServer, backends};
+
+const ALICE: &str = "alice@example.test";
+const PASSWORD: &str = "extensions pass";
+
+fn ok(lines: &[String], tag: &str) {
+    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn within_searches_by_age() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " WITHIN"), "{lines:?}");
+        // One message dated 2001, one arriving now.
+        c.send_line("b APPEND INBOX \"17-Jul-2001 02:44:25 +0000\" {16}")
+            .await;
+        assert!(c.read_line().await.starts_with("+ "));
+        c.send(b"Subject: old\r\n\r\n\r\n").await;
+        ok(&c.read_until(|l| l.starts_with("b ")).await, "b");
+        assert!(
+            append(&mut c, "INBOX", "()", "Subject: new\r\n\r\nhi\r\n")
+                .await
+                .starts_with("ap OK")
+        );
+        ok(&command(&mut c, "c SELECT INBOX").await, "c");
+        let lines = command(&mut c, "d SEARCH YOUNGER 3600").await;
+        assert!(has(&lines, "* SEARCH 2\r"), "{lines:?}");
+        let lines = command(&mut c, "e SEARCH OLDER 3600").await;
+        assert!(has(&lines, "* SEARCH 1\r"), "{lines:?}");
+        let lines = command(&mut c, "f SEARCH OLDER 0").await;
+        assert!(last(&lines).starts_with("f BAD"), "{lines:?}");
+        ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn create_with_a_special_use() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " CREATE-SPECIAL-USE"), "{lines:?}");
+        // RFC 6154 §5.2's example.
+        ok(
+            &command(&mut c, "t1 CREATE \"Important Messages\" (USE (\\Flagged))").await,
+            "t1",
+        );
+        let lines = command(&mut c, "t2 LIST \"\" \"Important Messages\"").await;
+        assert!(has(&lines, "\\Flagged"), "{lines:?}");
+        let lines = command(&mut c, "t3 CREATE \"Other\" (USE (\\Important))").await;
+        assert!(last(&lines).starts_with("t3 NO [USEATTR]"), "{lines:?}");
+        let lines = command(&mut c, "t4 CREATE \"Both\" (USE (\\Sent \\Trash))").await;
+        assert!(last(&lines).starts_with("t4 NO [USEATTR]"), "{lines:?}");
+        let lines = command(&mut c, "t5 LIST \"\" %").await;
+        assert!(
+            !has(&lines, "\"Other\"") && !has(&lines, "\"Both\""),
+            "{lines:?}"
+        );
+        ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn quota_reports_the_account_storage() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(
+            has(&lines, " QUOTA ") && has(&lines, "QUOTA=RES-STORAGE"),
+            "{lines:?}"
+        );
+        // No quota: no root.
+        let lines = command(&mut c, "b GETQUOTAROOT INBOX").await;
+        ok(&lines, "b");
+        assert!(has(&lines, "* QUOTAROOT \"INBOX\"\r"), "{lines:?}");
+        assert!(!has(&lines, "* QUOTA "), "{lines:?}");
+        let lines = command(&mut c, "c GETQUOTA \"\"").await;
+        assert!(last(&lines).starts_with("c NO [NONEXISTENT]"), "{lines:?}");
+
+        // 1 MiB, set while the session is logged in, with 3000 octets used.
+        ts.directory()
+            .update_account(
+                ALICE,
+                &AccountUpdate {
+                    quota: Some(Some(1024 * 1024)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let message = format!("Subject: q\r\n\r\n{}\r\n", "x".repeat(2984));
+        assert_eq!(message.len(), 3000);
+        assert!(
+            append(&mut c, "INBOX", "()", &message)
+                .await
+                .starts_with("ap OK")
+        );
+        let lines = command(&mut c, "d GETQUOTAROOT INBOX").await;
+        ok(&lines, "d");
+        assert!(has(&lines, "* QUOTAROOT \"INBOX\" \"\""), "{lines:?}");
+        assert!(has(&lines, "* QUOTA \"\" (STORAGE 3 1024)"), "{lines:?}");
+        let lines = command(&mut c, "e GETQUOTA \"\"").await;
+        assert!(has(&lines, "* QUOTA \"\" (STORAGE 3 1024)"), "{lines:?}");
+        let lines = command(&mut c, "f GETQUOTA \"user.alice\"").await;
+        assert!(last(&lines).starts_with("f NO [NONEXISTENT]"), "{lines:?}");
+        let lines = command(&mut c, "g SETQUOTA \"\" (STORAGE 99999)").await;
+        assert!(last(&lines).starts_with("g NO [NOPERM]"), "{lines:?}");
+        let lines = command(&mut c, "h GETQUOTAROOT Nowhere").await;
+        assert!(last(&lines).starts_with("h NO [NONEXISTENT]"), "{lines:?}");
+
+        // STATUS DELETED-STORAGE: what EXPUNGE would free.
+        ok(&command(&mut c, "i SELECT INBOX").await, "i");
+        ok(&command(&mut c, "j STORE 1 +FLAGS (\\Deleted)").await, "j");
+        let lines = command(&mut c, "k STATUS INBOX (DELETED DELETED-STORAGE)").await;
+        assert!(has(&lines, "(DELETED 1 DELETED-STORAGE 3000)"), "{lines:?}");
+        ts.stop().await;
+    }
+}
