@@ -6,6 +6,7 @@
 mod client;
 mod expunge_cost;
 mod peer;
+mod resync;
 mod server;
 mod workloads;
 
@@ -18,8 +19,9 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask bench")]
 pub struct Args {
-    /// smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed,
-    /// startup or expunge-cost (the store API alone, no server).
+    /// smtp-ingest, pop3-drain, imap-sync, imap-resync, imap-search,
+    /// idle-fanout, mixed, startup or expunge-cost (the store API alone, no
+    /// server).
     pub workload: String,
     /// Store of the server started for the run: sqlite (default) or a postgres:// URL.
     #[arg(long, default_value = "sqlite")]
@@ -151,12 +153,13 @@ async fn run_workload(
             workloads::pop3_drain(targets, args.accounts, args.messages.unwrap_or(200)).await
         }
         "imap-sync" => workloads::imap_sync(targets, &messages(10_000)?).await,
+        "imap-resync" => resync::imap_resync(targets, &messages(10_000)?).await,
         "imap-search" => workloads::imap_search(targets, &messages(100_000)?).await,
         "idle-fanout" => workloads::idle_fanout(targets, args.clients, memory).await,
         "mixed" => workloads::mixed(targets, Duration::from_secs(args.seconds)).await,
         "startup" => Ok(Figures::new()),
         other => bail!(
-            "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-search, idle-fanout, mixed, startup or expunge-cost"
+            "unknown workload {other:?}: use smtp-ingest, pop3-drain, imap-sync, imap-resync, imap-search, idle-fanout, mixed, startup or expunge-cost"
         ),
     }
 }
