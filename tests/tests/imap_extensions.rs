@@ -130,3 +130,54 @@ async fn quota_reports_the_account_storage() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn preview_is_the_start_of_the_text() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " PREVIEW"), "{lines:?}");
+        let plain = "Subject: p\r\n\r\nHello,\r\n\r\n   world!\r\n";
+        assert!(
+            append(&mut c, "INBOX", "()", plain)
+                .await
+                .starts_with("ap OK")
+        );
+        let html = "Subject: h\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hi <b>there</b></p></body></html>\r\n";
+        assert!(
+            append(&mut c, "INBOX", "()", html)
+                .await
+                .starts_with("ap OK")
+        );
+        let long = format!("Subject: l\r\n\r\n{}\r\n", "word ".repeat(200));
+        assert!(
+            append(&mut c, "INBOX", "()", &long)
+                .await
+                .starts_with("ap OK")
+        );
+        ok(&command(&mut c, "s EXAMINE INBOX").await, "s");
+        // RFC 8970 §3's forms: plain, LAZY, in a list with other items.
+        let lines = command(&mut c, "b FETCH 1 (PREVIEW)").await;
+        assert!(
+            has(&lines, "* 1 FETCH (PREVIEW \"Hello, world!\")"),
+            "{lines:?}"
+        );
+        let lines = command(&mut c, "c FETCH 2 (UID PREVIEW (LAZY) FLAGS)").await;
+        ok(&lines, "c");
+        let line = lines[0].trim_end();
+        assert!(
+            line.contains("PREVIEW \"") && line.contains("Hi") && line.contains("there"),
+            "{line}"
+        );
+        assert!(!line.contains('<'), "{line}");
+        assert!(line.contains("FLAGS ("), "{line}");
+        let lines = command(&mut c, "d FETCH 3 PREVIEW").await;
+        let text = lines[0].split('"').nth(1).unwrap();
+        assert_eq!(text.chars().count(), 256, "{lines:?}");
+        let lines = command(&mut c, "e FETCH 1 (PREVIEW (EAGER))").await;
+        assert!(last(&lines).starts_with("e BAD"), "{lines:?}");
+        ts.stop().await;
+    }
+}

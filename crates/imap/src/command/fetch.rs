@@ -183,6 +183,17 @@ impl Session<'_> {
                     FetchAttr::Uid => {
                         out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
                     }
+                    FetchAttr::Preview => {
+                        // RFC 8970: the text's first 256 characters; NIL
+                        // when it cannot be had (the message just went).
+                        out.extend_from_slice(b"PREVIEW ");
+                        match store.message_search_text(entry.message).await {
+                            Ok((_, body)) => {
+                                encode::string(&mut out, preview(&body).as_bytes(), rev2)
+                            }
+                            Err(_) => out.extend_from_slice(b"NIL"),
+                        }
+                    }
                     FetchAttr::ModSeq => {
                         out.extend_from_slice(format!("MODSEQ ({})", entry.modseq).as_bytes());
                         modseq_sent = true;
@@ -319,6 +330,24 @@ impl Session<'_> {
         }
         Ok(Done::Ok(format!("{verb} completed")))
     }
+}
+
+/// A preview of a message's text (RFC 8970 §3): runs of white space made
+/// one space, at most 256 characters.
+pub(crate) fn preview(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        let space = (!out.is_empty()).then_some(' ');
+        for c in space.into_iter().chain(word.chars()) {
+            if chars == 256 {
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
 }
 
 /// After reading a message's data failed with `error`: `Ok(true)` when the
@@ -594,6 +623,16 @@ fn decode_qp(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_256_characters_of_text() {
+        assert_eq!(preview("  Hello,\r\n\r\n  world!\t\n"), "Hello, world!");
+        assert_eq!(preview(""), "");
+        let long = "Grüße ".repeat(100);
+        let p = preview(&long);
+        assert_eq!(p.chars().count(), 256);
+        assert!(p.starts_with("Grüße Grüße"));
+    }
 
     #[test]
     fn quoted_printable() {

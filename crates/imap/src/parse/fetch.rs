@@ -45,6 +45,8 @@ pub enum FetchAttr {
     BinarySize(Vec<u32>),
     /// MODSEQ (RFC 7162 §3.1.4).
     ModSeq,
+    /// PREVIEW (RFC 8970), with or without `(LAZY)`: always made at once.
+    Preview,
 }
 
 impl FetchAttr {
@@ -129,6 +131,28 @@ fn attr(c: &mut Cursor) -> PResult<FetchAttr> {
         "BODYSTRUCTURE" => FetchAttr::BodyStructure,
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
+        "PREVIEW" => {
+            // `PREVIEW (LAZY)`; a `(` starting anything else is the FETCH
+            // modifiers after a lone PREVIEW.
+            let rest = c.rest_upper(7);
+            if rest == " (LAZY)" || rest.starts_with(" (LAZY ") {
+                c.sp()?;
+                c.expect(b'(', "'('")?;
+                loop {
+                    let modifier = name(c);
+                    if modifier != "LAZY" {
+                        return Err(ParseError::new(format!(
+                            "PREVIEW modifier {modifier} is not known: only LAZY is"
+                        )));
+                    }
+                    if c.eat(b')') {
+                        break;
+                    }
+                    c.sp()?;
+                }
+            }
+            FetchAttr::Preview
+        }
         "BODY" | "BODY.PEEK" => {
             if c.peek() != Some(b'[') {
                 if item == "BODY" {

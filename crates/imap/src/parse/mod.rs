@@ -73,6 +73,12 @@ impl<'a> Cursor<'a> {
         self.buf.get(self.pos).copied()
     }
 
+    /// The next `n` octets (fewer at the end), in upper case, for looking ahead.
+    pub(crate) fn rest_upper(&self, n: usize) -> String {
+        let rest = self.rest();
+        String::from_utf8_lossy(&rest[..n.min(rest.len())]).to_ascii_uppercase()
+    }
+
     fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos.min(self.buf.len())..]
     }
