@@ -181,3 +181,51 @@ async fn preview_is_the_start_of_the_text() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn unauthenticate_returns_to_the_login_state() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        ts.add_account("bob@example.test", PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " UNAUTHENTICATE"), "{lines:?}");
+        assert!(
+            append(&mut c, "INBOX", "()", "Subject: alice's\r\n\r\nhi\r\n")
+                .await
+                .starts_with("ap OK")
+        );
+        ok(&command(&mut c, "b ENABLE CONDSTORE").await, "b");
+        ok(&command(&mut c, "c SELECT INBOX").await, "c");
+        ok(&command(&mut c, "d UNAUTHENTICATE").await, "d");
+        // Not logged in: mailbox commands are refused, the session goes on.
+        let lines = command(&mut c, "e SELECT INBOX").await;
+        assert!(last(&lines).starts_with("e BAD"), "{lines:?}");
+        let lines = command(&mut c, "f FETCH 1 FLAGS").await;
+        assert!(last(&lines).starts_with("f BAD"), "{lines:?}");
+        ok(&command(&mut c, "g NOOP").await, "g");
+        // Another user logs in on the same TLS connection and sees only
+        // their own mailbox, with nothing of the last login enabled.
+        ok(
+            &command(&mut c, &format!("h LOGIN bob@example.test \"{PASSWORD}\"")).await,
+            "h",
+        );
+        let lines = command(&mut c, "i SELECT INBOX").await;
+        assert!(has(&lines, "* 0 EXISTS"), "{lines:?}");
+        assert!(
+            append(&mut c, "INBOX", "()", "Subject: bob's\r\n\r\nhi\r\n")
+                .await
+                .starts_with("ap OK")
+        );
+        let lines = command(&mut c, "j FETCH 1 (FLAGS ENVELOPE)").await;
+        assert!(has(&lines, "bob's") && !has(&lines, "MODSEQ"), "{lines:?}");
+        // Before any login it is refused.
+        let mut fresh =
+            pillarbox_tests::LineClient::connect_tls(ts.addr("imaps"), &ts.tls_connector()).await;
+        fresh.read_line().await;
+        let lines = command(&mut fresh, "k UNAUTHENTICATE").await;
+        assert!(last(&lines).starts_with("k BAD"), "{lines:?}");
+        ts.stop().await;
+    }
+}

@@ -268,6 +268,7 @@ impl Session<'_> {
             ));
         }
         let result = match command {
+            Command::Unauthenticate => Ok(self.unauthenticate()),
             Command::Enable(caps) => {
                 if selected {
                     return Done::Bad("ENABLE must come before SELECT or EXAMINE".into());
@@ -399,7 +400,8 @@ impl Session<'_> {
         let mut caps = String::from(
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
-             CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW",
+             CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW \
+             UNAUTHENTICATE",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

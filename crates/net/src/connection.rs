@@ -225,6 +225,15 @@ impl Connection {
         }
     }
 
+    /// The client is no longer logged in (IMAP UNAUTHENTICATE): the login
+    /// timeout applies again, and it counts as not logged in.
+    pub fn set_unauthenticated(&mut self) {
+        self.authenticated = false;
+        if let Some(slot) = self.slot.as_mut() {
+            slot.unauthenticated();
+        }
+    }
+
     pub fn is_authenticated(&self) -> bool {
         self.authenticated
     }

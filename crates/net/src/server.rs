@@ -149,6 +149,16 @@ impl Slot {
             decrement(&mut counts.unauthenticated_per_ip, self.ip);
         }
     }
+
+    /// The client logged out but stays connected (IMAP UNAUTHENTICATE): it
+    /// counts as not logged in again.
+    pub fn unauthenticated(&mut self) {
+        if self.authenticated {
+            self.authenticated = false;
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            *counts.unauthenticated_per_ip.entry(self.ip).or_insert(0) += 1;
+        }
+    }
 }
 
 impl Drop for Slot {

@@ -8,6 +8,21 @@ use pillarbox_directory::{AuthError, Protocol};
 use pillarbox_net::ReadError;
 
 impl Session<'_> {
+    /// UNAUTHENTICATE (RFC 8437): back to the not-authenticated state on
+    /// the same connection (TLS stays): the mailbox is closed, what ENABLE
+    /// turned on is off again, and the login timeout applies.
+    pub(crate) fn unauthenticate(&mut self) -> Done {
+        self.selected = None;
+        self.account = None;
+        self.rev2 = false;
+        self.condstore = false;
+        self.qresync = false;
+        self.conn.set_unauthenticated();
+        tracing::Span::current().record("account", "");
+        tracing::info!("IMAP logout without disconnecting (UNAUTHENTICATE)");
+        Done::Ok("UNAUTHENTICATE completed: log in again".into())
+    }
+
     pub(crate) async fn starttls(&mut self, tag: &str) -> Done {
         if !self.conn.can_start_tls() {
             return Done::Bad("TLS is already active or not available on this port".into());

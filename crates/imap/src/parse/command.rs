@@ -69,6 +69,8 @@ pub enum StoreOp {
 pub enum Command {
     Capability,
     Noop,
+    /// UNAUTHENTICATE (RFC 8437).
+    Unauthenticate,
     Logout,
     StartTls,
     Authenticate {
@@ -183,6 +185,7 @@ impl Command {
         match self {
             Command::Capability => "CAPABILITY",
             Command::Noop => "NOOP",
+            Command::Unauthenticate => "UNAUTHENTICATE",
             Command::Logout => "LOGOUT",
             Command::StartTls => "STARTTLS",
             Command::Authenticate { .. } => "AUTHENTICATE",
@@ -273,6 +276,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "CAPABILITY" => Command::Capability,
         "NOOP" => Command::Noop,
         "LOGOUT" => Command::Logout,
+        "UNAUTHENTICATE" => Command::Unauthenticate,
         "STARTTLS" => Command::StartTls,
         "NAMESPACE" => Command::Namespace,
         "IDLE" => Command::Idle,
