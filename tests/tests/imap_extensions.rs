@@ -229,3 +229,56 @@ async fn unauthenticate_returns_to_the_login_state() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn sort_by_the_rfc_5256_and_5957_keys() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(
+            has(&lines, " SORT ") && has(&lines, "SORT=DISPLAY"),
+            "{lines:?}"
+        );
+        for (from, day, subject) in [
+            ("Zed <carol@x.test>", 3, "Re: banana"),
+            ("=?UTF-8?Q?J=C3=BCrgen?= <j@x.test>", 1, "apple"),
+            ("alice@x.test", 2, "=?UTF-8?Q?Cherry?="),
+            ("Bob <bob@x.test>", 5, "[list] Apple (fwd)"),
+            ("dave@x.test", 4, "banana"),
+        ] {
+            let message = format!(
+                "From: {from}\r\nDate: Mon, {day} Jun 2026 10:00:00 +0000\r\nSubject: {subject}\r\n\r\nbody\r\n"
+            );
+            // Arrival on the same day as the Date header.
+            let flags_and_date = format!("() \"0{day}-Jun-2026 10:00:00 +0000\"");
+            let answer = append(&mut c, "INBOX", &flags_and_date, &message).await;
+            assert!(answer.starts_with("ap OK"), "{answer}");
+        }
+        ok(&command(&mut c, "s SELECT INBOX").await, "s");
+        for (query, expected) in [
+            // Base subjects: APPLE (2, 4), BANANA (1, 5), CHERRY (3).
+            ("SORT (SUBJECT) UTF-8 ALL", "* SORT 2 4 1 5 3"),
+            ("SORT (SUBJECT REVERSE DATE) UTF-8 ALL", "* SORT 4 2 5 1 3"),
+            ("SORT (DATE) UTF-8 ALL", "* SORT 2 3 1 5 4"),
+            ("SORT (REVERSE DATE) UTF-8 ALL", "* SORT 4 5 1 3 2"),
+            ("SORT (REVERSE ARRIVAL) UTF-8 ALL", "* SORT 4 5 1 3 2"),
+            // Equal keys keep mailbox order, whichever way the key runs.
+            ("SORT (REVERSE CC) UTF-8 ALL", "* SORT 1 2 3 4 5"),
+            ("SORT (FROM) UTF-8 ALL", "* SORT 3 4 1 5 2"),
+            ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 3 4 5 2 1"),
+            ("UID SORT (SUBJECT) UTF-8 FROM bob", "* SORT 4"),
+            ("SORT (SUBJECT) US-ASCII TEXT \"not in mailbox\"", "* SORT"),
+        ] {
+            let lines = command(&mut c, &format!("q {query}")).await;
+            ok(&lines, "q");
+            assert_eq!(lines[0].trim_end(), expected, "{query}: {lines:?}");
+        }
+        let lines = command(&mut c, "x SORT (SUBJECT) KOI8-R ALL").await;
+        assert!(last(&lines).starts_with("x NO [BADCHARSET"), "{lines:?}");
+        let lines = command(&mut c, "y SORT (COLOUR) UTF-8 ALL").await;
+        assert!(last(&lines).starts_with("y BAD"), "{lines:?}");
+        ts.stop().await;
+    }
+}

@@ -16,6 +16,7 @@ pub mod parse;
 mod selected;
 pub mod sequence;
 mod session;
+mod sort_keys;
 
 use pillarbox_directory::Directory;
 use pillarbox_net::{Connection, Handler};

@@ -355,6 +355,12 @@ impl Session<'_> {
                 charset,
                 key,
             } => Box::pin(self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)).await,
+            Command::Sort {
+                uid,
+                criteria,
+                charset,
+                key,
+            } => Box::pin(self.sort(*uid, criteria, charset, key)).await,
             Command::Fetch {
                 uid,
                 set,
@@ -401,7 +407,7 @@ impl Session<'_> {
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW \
-             UNAUTHENTICATE",
+             UNAUTHENTICATE SORT SORT=DISPLAY",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

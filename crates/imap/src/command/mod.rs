@@ -14,6 +14,7 @@
 //! | IDLE | `idle.rs` |
 //! | FETCH | `fetch.rs` |
 //! | SEARCH | `search.rs` |
+//! | SORT | `sort.rs` (keys in `sort_keys.rs`) |
 //! | STORE | `store.rs` |
 //! | COPY, MOVE | `copy.rs` |
 //! | EXPUNGE, UID EXPUNGE | `expunge.rs` |
@@ -32,6 +33,7 @@ mod mailbox;
 mod quota;
 pub(crate) mod search;
 pub(crate) mod select;
+mod sort;
 mod status;
 mod store;
 

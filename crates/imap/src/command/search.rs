@@ -250,7 +250,7 @@ pub(crate) fn matches_texts(
     .matches(key, seq, m, &loaded)
 }
 
-async fn run_search(
+pub(crate) async fn run_search(
     store: &Store,
     selected: &Selected,
     key: &SearchKey,

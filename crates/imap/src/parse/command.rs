@@ -1,6 +1,6 @@
 //! Commands of RFC 9051 / RFC 3501 and the extensions Pillarbox advertises.
 
-use super::search::{SearchKey, SearchReturn, parse_search};
+use super::search::{SearchKey, SearchReturn, SortCriterion, parse_search, parse_sort};
 use super::{Cursor, FetchAttr, PResult, ParseError};
 use crate::parse::fetch::parse_fetch_attrs;
 use crate::sequence::SequenceSet;
@@ -148,6 +148,13 @@ pub enum Command {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// SORT and UID SORT (RFC 5256).
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -185,6 +192,7 @@ impl Command {
         match self {
             Command::Capability => "CAPABILITY",
             Command::Noop => "NOOP",
+            Command::Sort { .. } => "SORT",
             Command::Unauthenticate => "UNAUTHENTICATE",
             Command::Logout => "LOGOUT",
             Command::StartTls => "STARTTLS",
@@ -428,6 +436,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         }
         "APPEND" => append(c)?,
         "SEARCH" => search(c, false)?,
+        "SORT" => sort(c, false)?,
         "FETCH" => fetch(c, false)?,
         "STORE" => store(c, false)?,
         "COPY" => copy(c, false, false)?,
@@ -437,6 +446,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
             let sub = c.atom()?.to_ascii_uppercase();
             match sub.as_str() {
                 "SEARCH" => search(c, true)?,
+                "SORT" => sort(c, true)?,
                 "FETCH" => fetch(c, true)?,
                 "STORE" => store(c, true)?,
                 "COPY" => copy(c, true, false)?,
@@ -449,7 +459,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
                 }
                 _ => {
                     return Err(ParseError::new(format!(
-                        "UID {sub} is not a command: use UID FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE"
+                        "UID {sub} is not a command: use UID FETCH, STORE, SEARCH, SORT, COPY, MOVE or EXPUNGE"
                     )));
                 }
             }
@@ -647,6 +657,17 @@ fn search(c: &mut Cursor, uid: bool) -> PResult<Command> {
     Ok(Command::Search {
         uid,
         ret,
+        charset,
+        key,
+    })
+}
+
+fn sort(c: &mut Cursor, uid: bool) -> PResult<Command> {
+    c.sp()?;
+    let (criteria, charset, key) = parse_sort(c)?;
+    Ok(Command::Sort {
+        uid,
+        criteria,
         charset,
         key,
     })

@@ -1,5 +1,6 @@
 //! The RFCs' command examples and bad input, as unit tests of the parser.
 use super::*;
+use crate::parse::SortKey;
 use crate::sequence::SeqBound;
 
 fn parse(line: &str) -> Command {
@@ -303,6 +304,55 @@ fn qresync_forms() {
         "a SELECT INBOX (QRESYNC (0 5))\r\n",
         "a SELECT INBOX (QRESYNC (5))\r\n",
         "a SELECT INBOX (QRESYNC (1 2 3:4 (1:2)))\r\n",
+    ] {
+        assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+/// RFC 5256 §3's SORT examples, RFC 5957's display keys, and bad forms.
+#[test]
+fn sort_forms() {
+    match parse("A283 SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\n") {
+        Command::Sort {
+            uid: false,
+            criteria,
+            charset,
+            key: SearchKey::All,
+        } => {
+            assert_eq!(charset, "UTF-8");
+            assert_eq!(
+                criteria,
+                vec![
+                    SortCriterion {
+                        key: SortKey::Subject,
+                        reverse: false
+                    },
+                    SortCriterion {
+                        key: SortKey::Date,
+                        reverse: true
+                    }
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse("A284 UID SORT (DISPLAYFROM) us-ascii TEXT \"not in mailbox\"\r\n") {
+        Command::Sort {
+            uid: true,
+            charset,
+            key: SearchKey::Text(text),
+            ..
+        } => assert_eq!(
+            (charset.as_str(), text.as_str()),
+            ("US-ASCII", "not in mailbox")
+        ),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "a SORT () UTF-8 ALL\r\n",
+        "a SORT (SUBJECT) ALL\r\n",
+        "a SORT (REVERSE) UTF-8 ALL\r\n",
+        "a SORT SUBJECT UTF-8 ALL\r\n",
     ] {
         assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
     }

@@ -12,7 +12,7 @@ pub use command::{
     parse_tag,
 };
 pub use fetch::{FetchAttr, Section, SectionText};
-pub use search::{SearchKey, SearchReturn};
+pub use search::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use crate::sequence::{MAX_RANGES, SeqBound, SequenceSet};
 

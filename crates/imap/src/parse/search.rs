@@ -95,6 +95,75 @@ pub(crate) fn parse_search(c: &mut Cursor) -> PResult<Parsed> {
     Ok((ret, charset, key))
 }
 
+/// A SORT key (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// One sort criterion: a key, possibly reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub key: SortKey,
+    pub reverse: bool,
+}
+
+/// `SORT (criteria) charset search-key…` after `SORT ` (RFC 5256 §3).
+pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<(Vec<SortCriterion>, String, SearchKey)> {
+    c.expect(b'(', "'(' opening the sort criteria")?;
+    let mut criteria = Vec::new();
+    loop {
+        let mut reverse = false;
+        let mut word = c.atom()?.to_ascii_uppercase();
+        if word == "REVERSE" {
+            reverse = true;
+            c.sp()?;
+            word = c.atom()?.to_ascii_uppercase();
+        }
+        let key = match word.as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            _ => return Err(ParseError::new(format!("unknown SORT key {word}"))),
+        };
+        if criteria.len() == 16 {
+            return Err(ParseError::new("more than 16 SORT criteria"));
+        }
+        criteria.push(SortCriterion { key, reverse });
+        if c.eat(b')') {
+            break;
+        }
+        c.sp()?;
+    }
+    c.sp()?;
+    let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
+    c.sp()?;
+    let mut keys = vec![key(c)?];
+    while c.eat(b' ') {
+        keys.push(key(c)?);
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok((criteria, charset, key))
+}
+
 fn string(c: &mut Cursor) -> PResult<String> {
     c.sp()?;
     Ok(String::from_utf8_lossy(&c.astring()?).into_owned())

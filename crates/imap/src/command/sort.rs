@@ -1,0 +1,107 @@
+//! SORT and UID SORT (RFC 5256 §3) with SORT=DISPLAY (RFC 5957): the
+//! messages SEARCH finds, ordered by the criteria in turn and then by
+//! message sequence number; text keys compare with i;ascii-casemap.
+
+use crate::command::search::run_search;
+use crate::parse::{SearchKey, SortCriterion, SortKey};
+use crate::session::{Done, Session};
+use crate::sort_keys::{base_subject, decode_header, display_key, mailbox_key, sent_date};
+use pillarbox_store::Result;
+use pillarbox_store::meta::MessageMeta;
+use std::cmp::Ordering;
+
+/// One message's value for one key.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Value {
+    Number(i64),
+    Text(String),
+}
+
+fn value(key: SortKey, meta: &MessageMeta, size: u64, internal_date: i64) -> Value {
+    let e = &meta.envelope;
+    match key {
+        SortKey::Arrival => Value::Number(internal_date),
+        SortKey::Size => Value::Number(size as i64),
+        SortKey::Date => Value::Number(sent_date(e, internal_date)),
+        SortKey::Subject => Value::Text(base_subject(&decode_header(
+            e.subject.as_deref().unwrap_or_default(),
+        ))),
+        SortKey::From => Value::Text(mailbox_key(&e.from)),
+        SortKey::To => Value::Text(mailbox_key(&e.to)),
+        SortKey::Cc => Value::Text(mailbox_key(&e.cc)),
+        SortKey::DisplayFrom => Value::Text(display_key(&e.from)),
+        SortKey::DisplayTo => Value::Text(display_key(&e.to)),
+    }
+}
+
+impl Session<'_> {
+    pub(crate) async fn sort(
+        &mut self,
+        uid: bool,
+        criteria: &[SortCriterion],
+        charset: &str,
+        key: &SearchKey,
+    ) -> Result<Done> {
+        if !matches!(charset, "UTF-8" | "US-ASCII") {
+            return Ok(Done::No(format!(
+                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
+            )));
+        }
+        let store = self.server.store.clone();
+        let rev2 = self.rev2;
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::Bad("No mailbox selected".into()));
+        };
+        let hits = run_search(&store, selected, key, rev2).await?;
+        let needs_meta = criteria
+            .iter()
+            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+        // (values, sequence number, UID) per message found.
+        let mut rows = Vec::with_capacity(hits.len());
+        for window in hits.chunks(500) {
+            let ids: Vec<_> = window
+                .iter()
+                .map(|(seq, _)| selected.messages[*seq as usize - 1].message)
+                .collect();
+            let mut metas = if needs_meta {
+                store.message_metas(&ids).await?
+            } else {
+                Default::default()
+            };
+            for (seq, uid) in window {
+                let m = &selected.messages[*seq as usize - 1];
+                // A message expunged meanwhile sorts with empty keys.
+                let meta = metas.remove(&m.message).unwrap_or_default();
+                let values: Vec<Value> = criteria
+                    .iter()
+                    .map(|c| value(c.key, &meta, m.size, m.internal_date))
+                    .collect();
+                rows.push((values, *seq, *uid));
+            }
+        }
+        rows.sort_by(|a, b| {
+            for (i, criterion) in criteria.iter().enumerate() {
+                let order = a.0[i].cmp(&b.0[i]);
+                let order = if criterion.reverse {
+                    order.reverse()
+                } else {
+                    order
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+            a.1.cmp(&b.1)
+        });
+        let mut line = String::from("* SORT");
+        for (_, seq, u) in &rows {
+            line.push_str(&format!(" {}", if uid { u.0 } else { *seq }));
+        }
+        line.push_str("\r\n");
+        self.conn.write(line.as_bytes());
+        Ok(Done::Ok(format!(
+            "{}SORT completed",
+            if uid { "UID " } else { "" }
+        )))
+    }
+}
