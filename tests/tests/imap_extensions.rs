@@ -275,10 +275,41 @@ async fn sort_by_the_rfc_5256_and_5957_keys() {
             ok(&lines, "q");
             assert_eq!(lines[0].trim_end(), expected, "{query}: {lines:?}");
         }
+        // THREAD ORDEREDSUBJECT: APPLE from day 1, CHERRY from day 2,
+        // BANANA from day 3; a single reply follows its parent.
+        let lines = command(&mut c, "t THREAD ORDEREDSUBJECT UTF-8 ALL").await;
+        ok(&lines, "t");
+        assert_eq!(lines[0].trim_end(), "* THREAD (2 4)(3)(1 5)", "{lines:?}");
+        let lines = command(&mut c, "u UID THREAD ORDEREDSUBJECT UTF-8 SUBJECT banana").await;
+        assert_eq!(lines[0].trim_end(), "* THREAD (1 5)", "{lines:?}");
+        let lines = command(&mut c, "v THREAD REFERENCES UTF-8 ALL").await;
+        assert!(last(&lines).starts_with("v BAD"), "{lines:?}");
         let lines = command(&mut c, "x SORT (SUBJECT) KOI8-R ALL").await;
         assert!(last(&lines).starts_with("x NO [BADCHARSET"), "{lines:?}");
         let lines = command(&mut c, "y SORT (COLOUR) UTF-8 ALL").await;
         assert!(last(&lines).starts_with("y BAD"), "{lines:?}");
         ts.stop().await;
     }
+}
+
+#[tokio::test]
+async fn thread_siblings_are_nested_lists() {
+    let ts = TestServer::start(pillarbox_tests::Backend::Sqlite).await;
+    ts.add_account(ALICE, PASSWORD).await;
+    let mut c = login(&ts, ALICE, PASSWORD).await;
+    for (day, subject) in [(1, "x"), (3, "Fwd: x"), (2, "Re: x"), (4, "other")] {
+        let message =
+            format!("Date: Mon, {day} Jun 2026 10:00:00 +0000\r\nSubject: {subject}\r\n\r\nb\r\n");
+        assert!(
+            append(&mut c, "INBOX", "()", &message)
+                .await
+                .starts_with("ap OK")
+        );
+    }
+    ok(&command(&mut c, "s SELECT INBOX").await, "s");
+    let lines = command(&mut c, "t THREAD ORDEREDSUBJECT UTF-8 ALL").await;
+    assert_eq!(lines[0].trim_end(), "* THREAD (1 (3)(2))(4)", "{lines:?}");
+    let lines = command(&mut c, "u THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing").await;
+    assert_eq!(lines[0].trim_end(), "* THREAD", "{lines:?}");
+    ts.stop().await;
 }

@@ -361,6 +361,12 @@ impl Session<'_> {
                 charset,
                 key,
             } => Box::pin(self.sort(*uid, criteria, charset, key)).await,
+            Command::Thread {
+                uid,
+                algorithm,
+                charset,
+                key,
+            } => Box::pin(self.thread(*uid, algorithm, charset, key)).await,
             Command::Fetch {
                 uid,
                 set,
@@ -407,7 +413,8 @@ impl Session<'_> {
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW \
-             UNAUTHENTICATE SORT SORT=DISPLAY",
+             UNAUTHENTICATE SORT SORT=DISPLAY \
+             THREAD=ORDEREDSUBJECT",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

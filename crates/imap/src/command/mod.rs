@@ -14,7 +14,7 @@
 //! | IDLE | `idle.rs` |
 //! | FETCH | `fetch.rs` |
 //! | SEARCH | `search.rs` |
-//! | SORT | `sort.rs` (keys in `sort_keys.rs`) |
+//! | SORT, THREAD | `sort.rs` (keys in `sort_keys.rs`) |
 //! | STORE | `store.rs` |
 //! | COPY, MOVE | `copy.rs` |
 //! | EXPUNGE, UID EXPUNGE | `expunge.rs` |

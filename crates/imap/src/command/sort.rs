@@ -105,3 +105,85 @@ impl Session<'_> {
         )))
     }
 }
+
+impl Session<'_> {
+    /// THREAD ORDEREDSUBJECT (RFC 5256 §4): messages grouped by base
+    /// subject; in each group the earliest (by sent date, then sequence
+    /// number) is the parent of the others, in date order; groups in the
+    /// order of their first message.
+    pub(crate) async fn thread(
+        &mut self,
+        uid: bool,
+        algorithm: &str,
+        charset: &str,
+        key: &SearchKey,
+    ) -> Result<Done> {
+        if algorithm != "ORDEREDSUBJECT" {
+            return Ok(Done::Bad(format!(
+                "THREAD algorithm {algorithm} is not supported: use ORDEREDSUBJECT"
+            )));
+        }
+        if !matches!(charset, "UTF-8" | "US-ASCII") {
+            return Ok(Done::No(format!(
+                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
+            )));
+        }
+        let store = self.server.store.clone();
+        let rev2 = self.rev2;
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::Bad("No mailbox selected".into()));
+        };
+        let hits = run_search(&store, selected, key, rev2).await?;
+        // Base subject → (sent date, sequence number, number to answer).
+        let mut groups: std::collections::HashMap<String, Vec<(i64, u32, u32)>> =
+            Default::default();
+        for window in hits.chunks(500) {
+            let ids: Vec<_> = window
+                .iter()
+                .map(|(seq, _)| selected.messages[*seq as usize - 1].message)
+                .collect();
+            let mut metas = store.message_metas(&ids).await?;
+            for (seq, u) in window {
+                let m = &selected.messages[*seq as usize - 1];
+                let meta = metas.remove(&m.message).unwrap_or_default();
+                let subject = base_subject(&decode_header(
+                    meta.envelope.subject.as_deref().unwrap_or_default(),
+                ));
+                let date = sent_date(&meta.envelope, m.internal_date);
+                let number = if uid { u.0 } else { *seq };
+                groups
+                    .entry(subject)
+                    .or_default()
+                    .push((date, *seq, number));
+            }
+        }
+        let mut threads: Vec<Vec<(i64, u32, u32)>> = groups.into_values().collect();
+        for thread in &mut threads {
+            thread.sort_unstable();
+        }
+        threads.sort_unstable_by_key(|t| (t[0].0, t[0].1));
+        let mut line = String::from("* THREAD ");
+        for thread in &threads {
+            // One child follows its parent ("(1 2)"); several are nested
+            // lists, as thread-nested needs two or more ("(1 (2)(3))").
+            line.push_str(&format!("({}", thread[0].2));
+            match &thread[1..] {
+                [] => {}
+                [(_, _, only)] => line.push_str(&format!(" {only}")),
+                children => {
+                    line.push(' ');
+                    for (_, _, number) in children {
+                        line.push_str(&format!("({number})"));
+                    }
+                }
+            }
+            line.push(')');
+        }
+        let line = format!("{}\r\n", line.trim_end());
+        self.conn.write(line.as_bytes());
+        Ok(Done::Ok(format!(
+            "{}THREAD completed",
+            if uid { "UID " } else { "" }
+        )))
+    }
+}

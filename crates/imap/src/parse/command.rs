@@ -1,6 +1,8 @@
 //! Commands of RFC 9051 / RFC 3501 and the extensions Pillarbox advertises.
 
-use super::search::{SearchKey, SearchReturn, SortCriterion, parse_search, parse_sort};
+use super::search::{
+    SearchKey, SearchReturn, SortCriterion, parse_search, parse_sort, parse_thread,
+};
 use super::{Cursor, FetchAttr, PResult, ParseError};
 use crate::parse::fetch::parse_fetch_attrs;
 use crate::sequence::SequenceSet;
@@ -148,6 +150,13 @@ pub enum Command {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// THREAD and UID THREAD (RFC 5256 §4); the algorithm upper-cased.
+    Thread {
+        uid: bool,
+        algorithm: String,
+        charset: String,
+        key: SearchKey,
+    },
     /// SORT and UID SORT (RFC 5256).
     Sort {
         uid: bool,
@@ -193,6 +202,7 @@ impl Command {
             Command::Capability => "CAPABILITY",
             Command::Noop => "NOOP",
             Command::Sort { .. } => "SORT",
+            Command::Thread { .. } => "THREAD",
             Command::Unauthenticate => "UNAUTHENTICATE",
             Command::Logout => "LOGOUT",
             Command::StartTls => "STARTTLS",
@@ -437,6 +447,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "APPEND" => append(c)?,
         "SEARCH" => search(c, false)?,
         "SORT" => sort(c, false)?,
+        "THREAD" => thread(c, false)?,
         "FETCH" => fetch(c, false)?,
         "STORE" => store(c, false)?,
         "COPY" => copy(c, false, false)?,
@@ -447,6 +458,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
             match sub.as_str() {
                 "SEARCH" => search(c, true)?,
                 "SORT" => sort(c, true)?,
+                "THREAD" => thread(c, true)?,
                 "FETCH" => fetch(c, true)?,
                 "STORE" => store(c, true)?,
                 "COPY" => copy(c, true, false)?,
@@ -459,7 +471,7 @@ fn command(c: &mut Cursor) -> PResult<Command> {
                 }
                 _ => {
                     return Err(ParseError::new(format!(
-                        "UID {sub} is not a command: use UID FETCH, STORE, SEARCH, SORT, COPY, MOVE or EXPUNGE"
+                        "UID {sub} is not a command: use UID FETCH, STORE, SEARCH, SORT, THREAD, COPY, MOVE or EXPUNGE"
                     )));
                 }
             }
@@ -668,6 +680,17 @@ fn sort(c: &mut Cursor, uid: bool) -> PResult<Command> {
     Ok(Command::Sort {
         uid,
         criteria,
+        charset,
+        key,
+    })
+}
+
+fn thread(c: &mut Cursor, uid: bool) -> PResult<Command> {
+    c.sp()?;
+    let (algorithm, charset, key) = parse_thread(c)?;
+    Ok(Command::Thread {
+        uid,
+        algorithm,
         charset,
         key,
     })

@@ -116,6 +116,24 @@ pub struct SortCriterion {
     pub reverse: bool,
 }
 
+/// `algorithm charset search-key…` after `THREAD ` (RFC 5256 §4).
+pub(crate) fn parse_thread(c: &mut Cursor) -> PResult<(String, String, SearchKey)> {
+    let algorithm = c.atom()?.to_ascii_uppercase();
+    c.sp()?;
+    let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
+    c.sp()?;
+    let mut keys = vec![key(c)?];
+    while c.eat(b' ') {
+        keys.push(key(c)?);
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok((algorithm, charset, key))
+}
+
 /// `SORT (criteria) charset search-key…` after `SORT ` (RFC 5256 §3).
 pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<(Vec<SortCriterion>, String, SearchKey)> {
     c.expect(b'(', "'(' opening the sort criteria")?;
