@@ -161,7 +161,9 @@ async fn an_outcome_from_a_worker_whose_lease_passed_on_is_not_recorded() {
         let node_a = db.store().await;
         let node_b = db.store().await;
         let (holder_a, holder_b) = (QueueHolder::new(), QueueHolder::new());
-        let lease = Duration::from_secs(1);
+        // Leases end on whole seconds: a 1 s lease taken at x.999 s would end
+        // a millisecond later, and B's first claim below would already win.
+        let lease = Duration::from_secs(3);
         node_a
             .queue(&OutboundMessage {
                 sender: "alice@local.test".into(),
@@ -197,7 +199,7 @@ async fn an_outcome_from_a_worker_whose_lease_passed_on_is_not_recorded() {
                 break claimed;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(5),
+                start.elapsed() < Duration::from_secs(15),
                 "{backend:?}: never due again"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -310,7 +312,8 @@ async fn one_worker_finishes_a_message_and_a_left_one_is_swept() {
         let node_a = db.store().await;
         let node_b = db.store().await;
         let (holder_a, holder_b) = (QueueHolder::new(), QueueHolder::new());
-        let lease = Duration::from_secs(1);
+        // Whole-second leases: see the test above.
+        let lease = Duration::from_secs(3);
         let id = node_a
             .queue(&OutboundMessage {
                 sender: "alice@local.test".into(),
@@ -363,7 +366,7 @@ async fn one_worker_finishes_a_message_and_a_left_one_is_swept() {
         assert!(node_a.queue_unfinished(10).await.unwrap().is_empty());
         // The taker stops without removing it: swept once its lease ends.
         wait_until(
-            Duration::from_secs(5),
+            Duration::from_secs(15),
             "the message is listed for the sweep again",
             async || node_b.queue_unfinished(10).await.unwrap() == [id],
         )
