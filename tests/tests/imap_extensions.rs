@@ -282,7 +282,7 @@ async fn sort_by_the_rfc_5256_and_5957_keys() {
         assert_eq!(lines[0].trim_end(), "* THREAD (2 4)(3)(1 5)", "{lines:?}");
         let lines = command(&mut c, "u UID THREAD ORDEREDSUBJECT UTF-8 SUBJECT banana").await;
         assert_eq!(lines[0].trim_end(), "* THREAD (1 5)", "{lines:?}");
-        let lines = command(&mut c, "v THREAD REFERENCES UTF-8 ALL").await;
+        let lines = command(&mut c, "v THREAD FORWARDS UTF-8 ALL").await;
         assert!(last(&lines).starts_with("v BAD"), "{lines:?}");
         let lines = command(&mut c, "x SORT (SUBJECT) KOI8-R ALL").await;
         assert!(last(&lines).starts_with("x NO [BADCHARSET"), "{lines:?}");
@@ -312,4 +312,56 @@ async fn thread_siblings_are_nested_lists() {
     let lines = command(&mut c, "u THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing").await;
     assert_eq!(lines[0].trim_end(), "* THREAD", "{lines:?}");
     ts.stop().await;
+}
+
+#[tokio::test]
+async fn thread_references_follows_the_headers() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, "THREAD=REFERENCES"), "{lines:?}");
+        // 1 starts; 2 answers 1 (In-Reply-To only); 3 answers 2 (References,
+        // folded); 4 answers 1; 5 is alone; 6 answers a message not here;
+        // 7 has 5's subject with Re: and no headers linking it.
+        for (day, headers) in [
+            (1, "Message-ID: <a@x>\r\nSubject: Lunch"),
+            (
+                2,
+                "Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nSubject: Re: Lunch",
+            ),
+            (
+                3,
+                "Message-ID: <c@x>\r\nReferences: <a@x>\r\n <b@x>\r\nSubject: Re: Lunch",
+            ),
+            (
+                4,
+                "Message-ID: <d@x>\r\nReferences: <a@x>\r\nSubject: Re: Lunch",
+            ),
+            (5, "Message-ID: <e@x>\r\nSubject: Report"),
+            (
+                6,
+                "Message-ID: <f@x>\r\nReferences: <gone@x>\r\nSubject: Re: Old",
+            ),
+            (7, "Message-ID: <g@x>\r\nSubject: Re: Report"),
+        ] {
+            let message = format!(
+                "{headers}\r\nFrom: b@x.test\r\nDate: Mon, {day} Jun 2026 10:00:00 +0000\r\n\r\nbody\r\n"
+            );
+            let answer = append(&mut c, "INBOX", "()", &message).await;
+            assert!(answer.starts_with("ap OK"), "{answer}");
+        }
+        ok(&command(&mut c, "s SELECT INBOX").await, "s");
+        let lines = command(&mut c, "t THREAD REFERENCES UTF-8 ALL").await;
+        ok(&lines, "t");
+        assert_eq!(
+            lines[0].trim_end(),
+            "* THREAD (1 (2 3)(4))(5 7)(6)",
+            "{lines:?}"
+        );
+        let lines = command(&mut c, "u UID THREAD REFERENCES UTF-8 NOT SUBJECT report").await;
+        assert_eq!(lines[0].trim_end(), "* THREAD (1 (2 3)(4))(6)", "{lines:?}");
+        ts.stop().await;
+    }
 }

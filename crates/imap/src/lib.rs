@@ -17,6 +17,7 @@ mod selected;
 pub mod sequence;
 mod session;
 mod sort_keys;
+mod threading;
 
 use pillarbox_directory::Directory;
 use pillarbox_net::{Connection, Handler};

@@ -414,7 +414,7 @@ impl Session<'_> {
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW \
              UNAUTHENTICATE SORT SORT=DISPLAY \
-             THREAD=ORDEREDSUBJECT",
+             THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {

@@ -24,6 +24,14 @@ pub fn decode_header(raw: &str) -> String {
 /// comparison with i;ascii-casemap (ASCII letters folded to upper case).
 /// Linear in the subject's length: each step consumes what it looks at.
 pub fn base_subject(subject: &str) -> String {
+    base_subject_and_reply(subject).0
+}
+
+/// The base subject, and whether extracting it removed a reply or forward
+/// marker (`Re:`, `Fwd:`, `(fwd)`, `[Fwd: …]`): THREAD=REFERENCES then
+/// counts the message as a reply (RFC 5256 §2.1).
+pub fn base_subject_and_reply(subject: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) White space runs become one space, ends trimmed.
     let collapsed = subject.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut s: &str = &collapsed;
@@ -32,7 +40,10 @@ pub fn base_subject(subject: &str) -> String {
         loop {
             let trimmed = s.trim_end();
             match strip_suffix_ci(trimmed, "(fwd)") {
-                Some(rest) => s = rest,
+                Some(rest) => {
+                    s = rest;
+                    reply = true;
+                }
                 None => {
                     s = trimmed;
                     break;
@@ -51,6 +62,7 @@ pub fn base_subject(subject: &str) -> String {
             }
             if let Some(after) = strip_refwd(rest) {
                 s = after;
+                reply = true;
                 continue;
             }
             // No leader: the blobs go, but never the last thing left.
@@ -64,11 +76,12 @@ pub fn base_subject(subject: &str) -> String {
         // (5) "[fwd: … ]" around the whole subject: unwrap, start again.
         if let Some(inner) = strip_prefix_ci(s, "[fwd:").and_then(|r| r.strip_suffix(']')) {
             s = inner.trim();
+            reply = true;
             continue;
         }
         break;
     }
-    s.to_ascii_uppercase()
+    (s.to_ascii_uppercase(), reply)
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

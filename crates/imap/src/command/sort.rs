@@ -6,8 +6,9 @@ use crate::command::search::run_search;
 use crate::parse::{SearchKey, SortCriterion, SortKey};
 use crate::session::{Done, Session};
 use crate::sort_keys::{base_subject, decode_header, display_key, mailbox_key, sent_date};
-use pillarbox_store::Result;
+use crate::threading::{ThreadInput, message_ids};
 use pillarbox_store::meta::MessageMeta;
+use pillarbox_store::{Result, TextColumns};
 use std::cmp::Ordering;
 
 /// One message's value for one key.
@@ -107,10 +108,10 @@ impl Session<'_> {
 }
 
 impl Session<'_> {
-    /// THREAD ORDEREDSUBJECT (RFC 5256 §4): messages grouped by base
+    /// THREAD (RFC 5256 §4). ORDEREDSUBJECT: messages grouped by base
     /// subject; in each group the earliest (by sent date, then sequence
     /// number) is the parent of the others, in date order; groups in the
-    /// order of their first message.
+    /// order of their first message. REFERENCES: `threading.rs`.
     pub(crate) async fn thread(
         &mut self,
         uid: bool,
@@ -118,9 +119,9 @@ impl Session<'_> {
         charset: &str,
         key: &SearchKey,
     ) -> Result<Done> {
-        if algorithm != "ORDEREDSUBJECT" {
+        if !matches!(algorithm, "ORDEREDSUBJECT" | "REFERENCES") {
             return Ok(Done::Bad(format!(
-                "THREAD algorithm {algorithm} is not supported: use ORDEREDSUBJECT"
+                "THREAD algorithm {algorithm} is not supported: use REFERENCES or ORDEREDSUBJECT"
             )));
         }
         if !matches!(charset, "UTF-8" | "US-ASCII") {
@@ -134,6 +135,67 @@ impl Session<'_> {
             return Ok(Done::Bad("No mailbox selected".into()));
         };
         let hits = run_search(&store, selected, key, rev2).await?;
+        if algorithm == "REFERENCES" {
+            let mut input = Vec::with_capacity(hits.len());
+            for window in hits.chunks(500) {
+                let ids: Vec<_> = window
+                    .iter()
+                    .map(|(seq, _)| selected.messages[*seq as usize - 1].message)
+                    .collect();
+                let mut metas = store.message_metas(&ids).await?;
+                let mut texts = store
+                    .message_search_texts(
+                        &ids,
+                        TextColumns {
+                            header: true,
+                            body: false,
+                            fields: true,
+                        },
+                    )
+                    .await?;
+                for (seq, u) in window {
+                    let m = &selected.messages[*seq as usize - 1];
+                    let meta = metas.remove(&m.message).unwrap_or_default();
+                    let fields = texts.remove(&m.message).map(|t| {
+                        t.fields
+                            .unwrap_or_else(|| pillarbox_store::meta::header_fields(&t.header))
+                    });
+                    let envelope = &meta.envelope;
+                    // References, or In-Reply-To's first ID when it has none.
+                    let mut references = fields
+                        .as_deref()
+                        .and_then(|f| pillarbox_store::meta::field_values(f, "references").next())
+                        .map(message_ids)
+                        .unwrap_or_default();
+                    if references.is_empty() {
+                        references = envelope
+                            .in_reply_to
+                            .as_deref()
+                            .map(message_ids)
+                            .unwrap_or_default();
+                        references.truncate(1);
+                    }
+                    input.push(ThreadInput {
+                        number: if uid { u.0 } else { *seq },
+                        seq: *seq,
+                        date: sent_date(envelope, m.internal_date),
+                        message_id: envelope
+                            .message_id
+                            .as_deref()
+                            .and_then(|id| message_ids(id).into_iter().next()),
+                        references,
+                        subject: decode_header(envelope.subject.as_deref().unwrap_or_default()),
+                    });
+                }
+            }
+            let line = format!("* THREAD {}", crate::threading::references(&input));
+            self.conn
+                .write(format!("{}\r\n", line.trim_end()).as_bytes());
+            return Ok(Done::Ok(format!(
+                "{}THREAD completed",
+                if uid { "UID " } else { "" }
+            )));
+        }
         // Base subject → (sent date, sequence number, number to answer).
         let mut groups: std::collections::HashMap<String, Vec<(i64, u32, u32)>> =
             Default::default();
