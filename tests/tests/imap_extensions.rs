@@ -270,6 +270,20 @@ async fn sort_by_the_rfc_5256_and_5957_keys() {
             ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 3 4 5 2 1"),
             ("UID SORT (SUBJECT) UTF-8 FROM bob", "* SORT 4"),
             ("SORT (SUBJECT) US-ASCII TEXT \"not in mailbox\"", "* SORT"),
+            // ESORT (RFC 5267): MIN/MAX first and last in sort order, ALL
+            // the order itself with ascending runs as ranges.
+            (
+                "SORT RETURN (MIN MAX COUNT) (SUBJECT) UTF-8 ALL",
+                "* ESEARCH (TAG \"q\") MIN 2 MAX 3 COUNT 5",
+            ),
+            (
+                "UID SORT RETURN (ALL) (DATE) UTF-8 ALL",
+                "* ESEARCH (TAG \"q\") UID ALL 2:3,1,5,4",
+            ),
+            (
+                "SORT RETURN () (SUBJECT) UTF-8 ALL",
+                "* ESEARCH (TAG \"q\") ALL 2,4,1,5,3",
+            ),
         ] {
             let lines = command(&mut c, &format!("q {query}")).await;
             ok(&lines, "q");
@@ -284,6 +298,8 @@ async fn sort_by_the_rfc_5256_and_5957_keys() {
         assert_eq!(lines[0].trim_end(), "* THREAD (1 5)", "{lines:?}");
         let lines = command(&mut c, "v THREAD FORWARDS UTF-8 ALL").await;
         assert!(last(&lines).starts_with("v BAD"), "{lines:?}");
+        let lines = command(&mut c, "w SORT RETURN (SAVE) (SUBJECT) UTF-8 ALL").await;
+        assert!(last(&lines).starts_with("w BAD"), "{lines:?}");
         let lines = command(&mut c, "x SORT (SUBJECT) KOI8-R ALL").await;
         assert!(last(&lines).starts_with("x NO [BADCHARSET"), "{lines:?}");
         let lines = command(&mut c, "y SORT (COLOUR) UTF-8 ALL").await;

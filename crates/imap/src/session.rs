@@ -357,10 +357,11 @@ impl Session<'_> {
             } => Box::pin(self.search(tag, *uid, ret.as_deref(), charset.as_deref(), key)).await,
             Command::Sort {
                 uid,
+                ret,
                 criteria,
                 charset,
                 key,
-            } => Box::pin(self.sort(*uid, criteria, charset, key)).await,
+            } => Box::pin(self.sort(tag, *uid, ret.as_deref(), criteria, charset, key)).await,
             Command::Thread {
                 uid,
                 algorithm,
@@ -413,7 +414,7 @@ impl Session<'_> {
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW \
-             UNAUTHENTICATE SORT SORT=DISPLAY \
+             UNAUTHENTICATE SORT SORT=DISPLAY ESORT \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));

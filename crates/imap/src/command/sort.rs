@@ -3,7 +3,7 @@
 //! message sequence number; text keys compare with i;ascii-casemap.
 
 use crate::command::search::run_search;
-use crate::parse::{SearchKey, SortCriterion, SortKey};
+use crate::parse::{SearchKey, SearchReturn, SortCriterion, SortKey};
 use crate::session::{Done, Session};
 use crate::sort_keys::{base_subject, decode_header, display_key, mailbox_key, sent_date};
 use crate::threading::{ThreadInput, message_ids};
@@ -35,10 +35,37 @@ fn value(key: SortKey, meta: &MessageMeta, size: u64, internal_date: i64) -> Val
     }
 }
 
+/// Numbers in the order given, runs of consecutive ascending numbers
+/// written as ranges: `5,1:3,9`.
+fn in_order(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i];
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = numbers[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 impl Session<'_> {
     pub(crate) async fn sort(
         &mut self,
+        tag: &str,
         uid: bool,
+        ret: Option<&[SearchReturn]>,
         criteria: &[SortCriterion],
         charset: &str,
         key: &SearchKey,
@@ -94,12 +121,55 @@ impl Session<'_> {
             }
             a.1.cmp(&b.1)
         });
-        let mut line = String::from("* SORT");
-        for (_, seq, u) in &rows {
-            line.push_str(&format!(" {}", if uid { u.0 } else { *seq }));
-        }
-        line.push_str("\r\n");
-        self.conn.write(line.as_bytes());
+        let numbers: Vec<u32> = rows
+            .iter()
+            .map(|(_, seq, u)| if uid { u.0 } else { *seq })
+            .collect();
+        let line = match ret {
+            None => {
+                let mut line = String::from("* SORT");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                line
+            }
+            // ESORT (RFC 5267 §3): MIN and MAX are the first and last in
+            // sort order, ALL the whole order (ascending runs as ranges).
+            Some(options) => {
+                let options = if options.is_empty() {
+                    &[SearchReturn::All][..]
+                } else {
+                    options
+                };
+                let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    line.push_str(" UID");
+                }
+                for option in options {
+                    match option {
+                        SearchReturn::Min => {
+                            if let Some(first) = numbers.first() {
+                                line.push_str(&format!(" MIN {first}"));
+                            }
+                        }
+                        SearchReturn::Max => {
+                            if let Some(last) = numbers.last() {
+                                line.push_str(&format!(" MAX {last}"));
+                            }
+                        }
+                        SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
+                        SearchReturn::All => {
+                            if !numbers.is_empty() {
+                                line.push_str(&format!(" ALL {}", in_order(&numbers)));
+                            }
+                        }
+                        SearchReturn::Save => {}
+                    }
+                }
+                line
+            }
+        };
+        self.conn.write(format!("{line}\r\n").as_bytes());
         Ok(Done::Ok(format!(
             "{}SORT completed",
             if uid { "UID " } else { "" }

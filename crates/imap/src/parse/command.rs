@@ -157,9 +157,10 @@ pub enum Command {
         charset: String,
         key: SearchKey,
     },
-    /// SORT and UID SORT (RFC 5256).
+    /// SORT and UID SORT (RFC 5256), with ESORT's RETURN (RFC 5267).
     Sort {
         uid: bool,
+        ret: Option<Vec<SearchReturn>>,
         criteria: Vec<SortCriterion>,
         charset: String,
         key: SearchKey,
@@ -676,9 +677,10 @@ fn search(c: &mut Cursor, uid: bool) -> PResult<Command> {
 
 fn sort(c: &mut Cursor, uid: bool) -> PResult<Command> {
     c.sp()?;
-    let (criteria, charset, key) = parse_sort(c)?;
+    let (ret, criteria, charset, key) = parse_sort(c)?;
     Ok(Command::Sort {
         uid,
+        ret,
         criteria,
         charset,
         key,

@@ -315,6 +315,7 @@ fn sort_forms() {
     match parse("A283 SORT (SUBJECT REVERSE DATE) UTF-8 ALL\r\n") {
         Command::Sort {
             uid: false,
+            ret: None,
             criteria,
             charset,
             key: SearchKey::All,

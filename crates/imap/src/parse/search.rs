@@ -50,34 +50,7 @@ type Parsed = (Option<Vec<SearchReturn>>, Option<String>, SearchKey);
 
 /// `[RETURN (...)] [CHARSET x] key *(SP key)`.
 pub(crate) fn parse_search(c: &mut Cursor) -> PResult<Parsed> {
-    let mut ret = None;
-    if c.eat_word("RETURN ") {
-        c.expect(b'(', "'(' opening the return options")?;
-        let mut options = Vec::new();
-        if !c.eat(b')') {
-            loop {
-                let option = c.atom()?.to_ascii_uppercase();
-                options.push(match option.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    _ => {
-                        return Err(ParseError::new(format!(
-                            "unknown SEARCH return option {option}"
-                        )));
-                    }
-                });
-                if c.eat(b')') {
-                    break;
-                }
-                c.sp()?;
-            }
-        }
-        ret = Some(options);
-        c.sp()?;
-    }
+    let ret = return_options(c, true)?;
     let mut charset = None;
     if c.eat_word("CHARSET ") {
         charset = Some(String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase());
@@ -134,8 +107,17 @@ pub(crate) fn parse_thread(c: &mut Cursor) -> PResult<(String, String, SearchKey
     Ok((algorithm, charset, key))
 }
 
-/// `SORT (criteria) charset search-key…` after `SORT ` (RFC 5256 §3).
-pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<(Vec<SortCriterion>, String, SearchKey)> {
+pub(crate) type ParsedSort = (
+    Option<Vec<SearchReturn>>,
+    Vec<SortCriterion>,
+    String,
+    SearchKey,
+);
+
+/// `[RETURN (…)] (criteria) charset search-key…` after `SORT ` (RFC 5256
+/// §3, RFC 5267 ESORT).
+pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<ParsedSort> {
+    let ret = return_options(c, false)?;
     c.expect(b'(', "'(' opening the sort criteria")?;
     let mut criteria = Vec::new();
     loop {
@@ -179,7 +161,38 @@ pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<(Vec<SortCriterion>, String,
     } else {
         SearchKey::And(keys)
     };
-    Ok((criteria, charset, key))
+    Ok((ret, criteria, charset, key))
+}
+
+/// `RETURN (…) ` (RFC 4731 ESEARCH, RFC 5267 ESORT), if given; `save`:
+/// whether SAVE (RFC 5182) is allowed.
+fn return_options(c: &mut Cursor, save: bool) -> PResult<Option<Vec<SearchReturn>>> {
+    if !c.eat_word("RETURN ") {
+        return Ok(None);
+    }
+    c.expect(b'(', "'(' opening the return options")?;
+    let mut options = Vec::new();
+    if !c.eat(b')') {
+        loop {
+            let option = c.atom()?.to_ascii_uppercase();
+            options.push(match option.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" if save => SearchReturn::Save,
+                _ => {
+                    return Err(ParseError::new(format!("unknown return option {option}")));
+                }
+            });
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    }
+    c.sp()?;
+    Ok(Some(options))
 }
 
 fn string(c: &mut Cursor) -> PResult<String> {
