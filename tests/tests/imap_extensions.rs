@@ -381,3 +381,59 @@ async fn thread_references_follows_the_headers() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn savedate_is_when_a_message_reached_the_mailbox() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " SAVEDATE"), "{lines:?}");
+        // One message dated 2001 by its APPEND, one arriving now.
+        let old = append(
+            &mut c,
+            "INBOX",
+            "() \"17-Jul-2001 02:44:25 +0000\"",
+            "Subject: old\r\n\r\nx\r\n",
+        )
+        .await;
+        assert!(old.starts_with("ap OK"), "{old}");
+        assert!(
+            append(&mut c, "INBOX", "()", "Subject: new\r\n\r\ny\r\n")
+                .await
+                .starts_with("ap OK")
+        );
+        ok(&command(&mut c, "s SELECT INBOX").await, "s");
+        let lines = command(&mut c, "b FETCH 1:2 (INTERNALDATE SAVEDATE)").await;
+        ok(&lines, "b");
+        // "17-Jul-2001 02:44:25 +0000" → the day part, "17-Jul-2001".
+        let day_of = |line: &str, item: &str| -> String {
+            let rest = line.split_once(&format!("{item} \"")).unwrap().1;
+            rest.split(' ').next().unwrap().to_string()
+        };
+        let today = day_of(&lines[1], "INTERNALDATE");
+        assert_eq!(day_of(&lines[0], "INTERNALDATE"), "17-Jul-2001");
+        // Saved today, both: the internal date of the first is the client's.
+        assert_eq!(day_of(&lines[0], "SAVEDATE"), today, "{lines:?}");
+        assert_eq!(day_of(&lines[1], "SAVEDATE"), today, "{lines:?}");
+        for (query, expected) in [
+            ("SEARCH SAVEDATESUPPORTED", "* SEARCH 1 2"),
+            (&format!("SEARCH SAVEDON {today}") as &str, "* SEARCH 1 2"),
+            ("SEARCH SAVEDBEFORE 1-Jan-2002", "* SEARCH"),
+            ("SEARCH BEFORE 1-Jan-2002", "* SEARCH 1"),
+        ] {
+            let lines = command(&mut c, &format!("q {query}")).await;
+            ok(&lines, "q");
+            assert_eq!(lines[0].trim_end(), expected, "{query}: {lines:?}");
+        }
+        // A copy is saved anew; the original keeps its save date.
+        ok(&command(&mut c, "c CREATE Keep").await, "c");
+        ok(&command(&mut c, "d COPY 1 Keep").await, "d");
+        ok(&command(&mut c, "e SELECT Keep").await, "e");
+        let lines = command(&mut c, "f FETCH 1 (INTERNALDATE SAVEDATE)").await;
+        assert_eq!(day_of(&lines[0], "INTERNALDATE"), "17-Jul-2001");
+        assert_eq!(day_of(&lines[0], "SAVEDATE"), today, "{lines:?}");
+        ts.stop().await;
+    }
+}

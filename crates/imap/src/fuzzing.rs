@@ -93,6 +93,7 @@ pub fn search(
         size: message.len() as u64,
         internal_date,
         downloaded: false,
+        saved_at: Some(internal_date),
     };
     let selected = Selected {
         mailbox: Mailbox {

@@ -373,8 +373,8 @@ impl Store {
                         };
                         let (flags, keywords) = target.flags.to_columns();
                         sqlx::query(
-                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date, saved_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         )
                         .bind(target.mailbox.0)
                         .bind(uid)
@@ -384,6 +384,7 @@ impl Store {
                         .bind(keywords)
                         .bind(p.size)
                         .bind(p.internal_date)
+                        .bind(crate::queue::unix_now())
                         .execute(&mut *tx)
                         .await?;
                         events.insert(target.mailbox, ChangeEvent {

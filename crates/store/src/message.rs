@@ -8,14 +8,14 @@ use crate::meta::MessageMeta;
 use crate::types::*;
 use crate::{Store, with_pool};
 
-type EntryRow = (i64, i64, i64, i64, String, i64, i64, bool);
+type EntryRow = (i64, i64, i64, i64, String, i64, i64, bool, Option<i64>);
 
 /// A mailbox row holds all a listing needs (migration 0005): no join with
 /// the message rows and their texts.
-const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.modseq, mm.flags, mm.keywords, mm.size, mm.internal_date, mm.downloaded";
+const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.modseq, mm.flags, mm.keywords, mm.size, mm.internal_date, mm.downloaded, mm.saved_at";
 
 fn entry_from_row(row: EntryRow) -> MessageEntry {
-    let (uid, message, modseq, flags, keywords, size, internal_date, downloaded) = row;
+    let (uid, message, modseq, flags, keywords, size, internal_date, downloaded, saved_at) = row;
     MessageEntry {
         uid: Uid(uid as u32),
         message: MessageId(message),
@@ -24,6 +24,7 @@ fn entry_from_row(row: EntryRow) -> MessageEntry {
         size: size as u64,
         internal_date,
         downloaded,
+        saved_at,
     }
 }
 
@@ -370,11 +371,13 @@ impl Store {
                 .bind(to.0)
                 .fetch_one(&mut *tx)
                 .await?;
+                // SAVEDATE (RFC 8514): a copy or a moved message is saved now.
+                let saved_at = crate::queue::unix_now();
                 for (i, (uid, message_id, flags, keywords, size, internal_date)) in sources.iter().enumerate() {
                     let new_uid = first_uid + i as i64;
                     sqlx::query(
-                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, flags, keywords, size, internal_date, saved_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(to.0)
                     .bind(new_uid)
@@ -384,6 +387,7 @@ impl Store {
                     .bind(keywords)
                     .bind(size)
                     .bind(internal_date)
+                    .bind(saved_at)
                     .execute(&mut *tx)
                     .await?;
                     mapping.push((Uid(*uid as u32), Uid(new_uid as u32)));

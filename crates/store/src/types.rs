@@ -291,6 +291,9 @@ pub struct MessageEntry {
     pub internal_date: i64,
     /// Whether a POP3 client has downloaded (RETR) this message.
     pub downloaded: bool,
+    /// Unix seconds when it was saved into this mailbox (IMAP SAVEDATE);
+    /// `None` only for a row written by an older version mid-upgrade.
+    pub saved_at: Option<i64>,
 }
 
 /// A message to store: the bytes as received plus the trace headers of this delivery.

@@ -183,6 +183,13 @@ impl Session<'_> {
                     FetchAttr::Uid => {
                         out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
                     }
+                    FetchAttr::SaveDate => {
+                        out.extend_from_slice(b"SAVEDATE ");
+                        match entry.saved_at {
+                            Some(t) => out.extend_from_slice(encode::date_time(t).as_bytes()),
+                            None => out.extend_from_slice(b"NIL"),
+                        }
+                    }
                     FetchAttr::Preview => {
                         // RFC 8970: the text's first 256 characters; NIL
                         // when it cannot be had (the message just went).

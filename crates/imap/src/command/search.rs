@@ -151,6 +151,11 @@ fn sent_day(fields: &str) -> Option<i64> {
     ))
 }
 
+/// The day (since 1970-01-01, UTC) a message was saved into its mailbox.
+fn saved_day(m: &MessageEntry) -> Option<i64> {
+    m.saved_at.map(|t| t.div_euclid(86400))
+}
+
 struct Context<'a> {
     selected: &'a Selected,
     rev2: bool,
@@ -216,6 +221,10 @@ impl Context<'_> {
             SearchKey::SentSince(d) => sent_day(fields).is_some_and(|s| s >= *d),
             SearchKey::Larger(n) => m.size > *n,
             SearchKey::ModSeq(n) => m.modseq.0 >= *n,
+            SearchKey::SaveDateSupported => true,
+            SearchKey::SavedBefore(d) => saved_day(m).is_some_and(|s| s < *d),
+            SearchKey::SavedOn(d) => saved_day(m).is_some_and(|s| s == *d),
+            SearchKey::SavedSince(d) => saved_day(m).is_some_and(|s| s >= *d),
             SearchKey::Older(n) => m.internal_date < self.now - i64::from(*n),
             SearchKey::Younger(n) => m.internal_date >= self.now - i64::from(*n),
             SearchKey::Smaller(n) => m.size < *n,

@@ -47,6 +47,8 @@ pub enum FetchAttr {
     ModSeq,
     /// PREVIEW (RFC 8970), with or without `(LAZY)`: always made at once.
     Preview,
+    /// SAVEDATE (RFC 8514).
+    SaveDate,
 }
 
 impl FetchAttr {
@@ -131,6 +133,7 @@ fn attr(c: &mut Cursor) -> PResult<FetchAttr> {
         "BODYSTRUCTURE" => FetchAttr::BodyStructure,
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
+        "SAVEDATE" => FetchAttr::SaveDate,
         "PREVIEW" => {
             // `PREVIEW (LAZY)`; a `(` starting anything else is the FETCH
             // modifiers after a lone PREVIEW.

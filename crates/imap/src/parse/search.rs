@@ -39,6 +39,13 @@ pub enum SearchKey {
     Larger(u64),
     /// MODSEQ (RFC 7162 §3.1.5): messages with a mod-sequence of at least this.
     ModSeq(u64),
+    /// SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): by the day the
+    /// message was saved into the mailbox.
+    SavedBefore(i64),
+    SavedOn(i64),
+    SavedSince(i64),
+    /// SAVEDATESUPPORTED: every message, as every mailbox keeps save dates.
+    SaveDateSupported,
     /// OLDER n (RFC 5032): internal date more than n seconds ago.
     Older(u32),
     /// YOUNGER n (RFC 5032): internal date at most n seconds ago.
@@ -318,6 +325,10 @@ fn simple_key(c: &mut Cursor) -> PResult<SearchKey> {
             c.sp()?;
             SearchKey::Smaller(c.number64()?)
         }
+        "SAVEDBEFORE" => SearchKey::SavedBefore(date(c)?),
+        "SAVEDON" => SearchKey::SavedOn(date(c)?),
+        "SAVEDSINCE" => SearchKey::SavedSince(date(c)?),
+        "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
         "OLDER" => {
             c.sp()?;
             SearchKey::Older(c.nz_number()?)
