@@ -158,6 +158,8 @@ async fn neomutt_follows_changes_and_resyncs_with_qresync() {
         command(&mut other, "f UID STORE 4 +FLAGS (\\Deleted)").await;
         assert!(last(&command(&mut other, "g EXPUNGE").await).starts_with("g OK"));
 
+        // A tmux server of its own: the first one may still be going away.
+        let tmux = Tmux::new(&format!("neomutt{round}-return"));
         tmux.start(&neomutt);
         let screen = tmux.wait_for("message 4 gone after the return", |s| {
             row(s, "message 5").is_some() && row(s, "message 4").is_none()
