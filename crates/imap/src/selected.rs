@@ -185,6 +185,36 @@ impl Selected {
         Ok(out)
     }
 
+    /// `* VANISHED (EARLIER) …` (RFC 7162 §3.2.5-3.2.6) for the UIDs
+    /// expunged from this mailbox after `since`, only those in `within` when
+    /// given; nothing when there are none.
+    pub async fn vanished_earlier(
+        &self,
+        store: &Store,
+        since: ModSeq,
+        within: Option<&SequenceSet>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let largest = self.mailbox.uid_next.0.saturating_sub(1);
+        let gone: Vec<u32> = store
+            .expunged_since(self.mailbox.id, since)
+            .await?
+            .into_iter()
+            .map(|(uid, _)| uid.0)
+            .filter(|uid| within.is_none_or(|set| set.contains(*uid, largest)))
+            .collect();
+        if !gone.is_empty() {
+            out.extend_from_slice(
+                format!(
+                    "* VANISHED (EARLIER) {}\r\n",
+                    crate::sequence::compact(&gone)
+                )
+                .as_bytes(),
+            );
+        }
+        Ok(())
+    }
+
     /// Brings the view up to date and writes untagged responses: flag changes,
     /// then expunges (when allowed), then the new EXISTS.
     pub async fn refresh(

@@ -87,6 +87,25 @@ macro_rules! next_uid_validity {
     }};
 }
 
+/// Refuses, inside the transaction that made new mailboxes, an account
+/// that now has more than `$max` (the transaction then rolls back).
+macro_rules! check_mailbox_count {
+    ($tx:expr, $account:expr, $max:expr) => {{
+        let tx = &mut *$tx;
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
+                .bind($account.0)
+                .fetch_one(&mut **tx)
+                .await?;
+        if count > i64::from($max) {
+            return Err(StoreError::MailboxLimit {
+                what: "too many mailboxes in this account",
+                limit: $max,
+            });
+        }
+    }};
+}
+
 impl Store {
     /// Refuses a name with more levels than the store allows.
     fn check_depth(&self, name: &str) -> Result<()> {
@@ -160,17 +179,7 @@ impl Store {
             }
             // Counted after the inserts, in the same transaction: the
             // parents CREATE makes on the way count too.
-            let (count,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
-                    .bind(account.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if count > i64::from(max_mailboxes) {
-                return Err(StoreError::MailboxLimit {
-                    what: "too many mailboxes in this account",
-                    limit: max_mailboxes,
-                });
-            }
+            check_mailbox_count!(&mut tx, account, max_mailboxes);
             tx.notify(&created).await?;
             tx.commit().await?;
             last
@@ -388,17 +397,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let (count,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
-                    .bind(account.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if count > i64::from(max_mailboxes) {
-                return Err(StoreError::MailboxLimit {
-                    what: "too many mailboxes in this account",
-                    limit: max_mailboxes,
-                });
-            }
+            check_mailbox_count!(&mut tx, account, max_mailboxes);
             tx.notify(&events).await?;
             tx.commit().await?;
             let _ = source;

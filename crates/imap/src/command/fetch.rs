@@ -43,24 +43,11 @@ impl Session<'_> {
         // UID FETCH … (CHANGEDSINCE n VANISHED): first the UIDs of the set
         // expunged since n (RFC 7162 §3.2.6).
         if let (true, Some(since)) = (vanished, changed_since) {
-            let largest = selected.mailbox.uid_next.0.saturating_sub(1);
-            let mut gone: Vec<u32> = store
-                .expunged_since(selected.mailbox.id, pillarbox_store::ModSeq(since))
-                .await?
-                .into_iter()
-                .map(|(uid, _)| uid.0)
-                .filter(|uid| set.contains(*uid, largest))
-                .collect();
-            gone.sort_unstable();
-            if !gone.is_empty() {
-                self.conn.write(
-                    format!(
-                        "* VANISHED (EARLIER) {}\r\n",
-                        crate::sequence::compact(&gone)
-                    )
-                    .as_bytes(),
-                );
-            }
+            let mut out = Vec::new();
+            selected
+                .vanished_earlier(&store, pillarbox_store::ModSeq(since), Some(set), &mut out)
+                .await?;
+            self.conn.write(&out);
         }
         // CHANGEDSINCE: only messages changed after it, with their MODSEQ
         // (RFC 7162 §3.1.4.1).

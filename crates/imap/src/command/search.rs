@@ -321,6 +321,16 @@ pub(crate) async fn run_search(
     Ok(hits)
 }
 
+/// The answer to a SEARCH, SORT or THREAD charset other than the two this
+/// server searches in (search strings are matched as UTF-8).
+pub(crate) fn unsupported_charset(charset: &str) -> Option<Done> {
+    (!matches!(charset, "UTF-8" | "US-ASCII")).then(|| {
+        Done::No(format!(
+            "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
+        ))
+    })
+}
+
 /// Whether a search key tests mod-sequences anywhere in its tree.
 fn uses_modseq(key: &SearchKey) -> bool {
     match key {
@@ -340,12 +350,8 @@ impl Session<'_> {
         charset: Option<&str>,
         key: &SearchKey,
     ) -> Result<Done> {
-        if let Some(charset) = charset
-            && !matches!(charset, "UTF-8" | "US-ASCII")
-        {
-            return Ok(Done::No(format!(
-                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
-            )));
+        if let Some(refused) = charset.and_then(unsupported_charset) {
+            return Ok(refused);
         }
         // RFC 7162 §3.1.5: a MODSEQ key enables CONDSTORE, and the answer
         // then carries the highest mod-sequence of the messages found.

@@ -4,7 +4,6 @@
 use crate::encode;
 use crate::parse::QresyncParams;
 use crate::selected::Selected;
-use crate::sequence::compact;
 use crate::session::{Done, Session};
 use pillarbox_store::{ModSeq, Result, Store, SystemFlag, Uid, UidRange};
 
@@ -80,26 +79,10 @@ impl Session<'_> {
     async fn resync(&mut self, selected: &Selected, params: &QresyncParams) -> Result<()> {
         let store = &self.server.store;
         let since = ModSeq(params.modseq);
-        let largest = selected.mailbox.uid_next.0.saturating_sub(1);
-        let mut vanished: Vec<u32> = store
-            .expunged_since(selected.mailbox.id, since)
-            .await?
-            .into_iter()
-            .map(|(uid, _)| uid.0)
-            .filter(|uid| {
-                params
-                    .known_uids
-                    .as_ref()
-                    .is_none_or(|known| known.contains(*uid, largest))
-            })
-            .collect();
-        vanished.sort_unstable();
         let mut out = Vec::new();
-        if !vanished.is_empty() {
-            out.extend_from_slice(
-                format!("* VANISHED (EARLIER) {}\r\n", compact(&vanished)).as_bytes(),
-            );
-        }
+        selected
+            .vanished_earlier(store, since, params.known_uids.as_ref(), &mut out)
+            .await?;
         for (index, m) in selected.messages.iter().enumerate() {
             if m.modseq <= since {
                 continue;

@@ -2,7 +2,7 @@
 //! messages SEARCH finds, ordered by the criteria in turn and then by
 //! message sequence number; text keys compare with i;ascii-casemap.
 
-use crate::command::search::run_search;
+use crate::command::search::{run_search, unsupported_charset};
 use crate::parse::{SearchKey, SearchReturn, SortCriterion, SortKey};
 use crate::session::{Done, Session};
 use crate::sort_keys::{base_subject, decode_header, display_key, mailbox_key, sent_date};
@@ -35,31 +35,6 @@ fn value(key: SortKey, meta: &MessageMeta, size: u64, internal_date: i64) -> Val
     }
 }
 
-/// Numbers in the order given, runs of consecutive ascending numbers
-/// written as ranges: `5,1:3,9`.
-fn in_order(numbers: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let start = numbers[i];
-        let mut end = start;
-        while i + 1 < numbers.len() && numbers[i + 1] == end.wrapping_add(1) {
-            i += 1;
-            end = numbers[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if end == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
 impl Session<'_> {
     pub(crate) async fn sort(
         &mut self,
@@ -70,10 +45,8 @@ impl Session<'_> {
         charset: &str,
         key: &SearchKey,
     ) -> Result<Done> {
-        if !matches!(charset, "UTF-8" | "US-ASCII") {
-            return Ok(Done::No(format!(
-                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
-            )));
+        if let Some(refused) = unsupported_charset(charset) {
+            return Ok(refused);
         }
         let store = self.server.store.clone();
         let rev2 = self.rev2;
@@ -160,7 +133,10 @@ impl Session<'_> {
                         SearchReturn::Count => line.push_str(&format!(" COUNT {}", numbers.len())),
                         SearchReturn::All => {
                             if !numbers.is_empty() {
-                                line.push_str(&format!(" ALL {}", in_order(&numbers)));
+                                line.push_str(&format!(
+                                    " ALL {}",
+                                    crate::sequence::in_order(&numbers)
+                                ));
                             }
                         }
                         SearchReturn::Save => {}
@@ -194,10 +170,8 @@ impl Session<'_> {
                 "THREAD algorithm {algorithm} is not supported: use REFERENCES or ORDEREDSUBJECT"
             )));
         }
-        if !matches!(charset, "UTF-8" | "US-ASCII") {
-            return Ok(Done::No(format!(
-                "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
-            )));
+        if let Some(refused) = unsupported_charset(charset) {
+            return Ok(refused);
         }
         let store = self.server.store.clone();
         let rev2 = self.rev2;

@@ -60,19 +60,30 @@ pub(crate) fn parse_search(c: &mut Cursor) -> PResult<Parsed> {
     let ret = return_options(c, true)?;
     let mut charset = None;
     if c.eat_word("CHARSET ") {
-        charset = Some(String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase());
+        charset = Some(charset_name(c)?);
         c.sp()?;
     }
+    let key = search_program(c)?;
+    Ok((ret, charset, key))
+}
+
+/// `search-key *(SP search-key)`: what SEARCH, SORT and THREAD end with;
+/// several keys are their AND.
+fn search_program(c: &mut Cursor) -> PResult<SearchKey> {
     let mut keys = vec![key(c)?];
     while c.eat(b' ') {
         keys.push(key(c)?);
     }
-    let key = if keys.len() == 1 {
+    Ok(if keys.len() == 1 {
         keys.pop().unwrap_or(SearchKey::All)
     } else {
         SearchKey::And(keys)
-    };
-    Ok((ret, charset, key))
+    })
+}
+
+/// A charset name, upper-cased.
+fn charset_name(c: &mut Cursor) -> PResult<String> {
+    Ok(String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase())
 }
 
 /// A SORT key (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO).
@@ -100,17 +111,9 @@ pub struct SortCriterion {
 pub(crate) fn parse_thread(c: &mut Cursor) -> PResult<(String, String, SearchKey)> {
     let algorithm = c.atom()?.to_ascii_uppercase();
     c.sp()?;
-    let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
+    let charset = charset_name(c)?;
     c.sp()?;
-    let mut keys = vec![key(c)?];
-    while c.eat(b' ') {
-        keys.push(key(c)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = search_program(c)?;
     Ok((algorithm, charset, key))
 }
 
@@ -157,17 +160,9 @@ pub(crate) fn parse_sort(c: &mut Cursor) -> PResult<ParsedSort> {
         c.sp()?;
     }
     c.sp()?;
-    let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
+    let charset = charset_name(c)?;
     c.sp()?;
-    let mut keys = vec![key(c)?];
-    while c.eat(b' ') {
-        keys.push(key(c)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = search_program(c)?;
     Ok((ret, criteria, charset, key))
 }
 
