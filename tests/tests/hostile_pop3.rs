@@ -39,12 +39,28 @@ async fn server(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer
         tweak(c);
     })
     .await;
-    let alice = ts.add_account(ALICE, PASSWORD).await;
+    ts.add_account(ALICE, PASSWORD).await;
+    deliver_to_alice(
+        &ts,
+        Bytes::from_static(b"From: a@remote.test\r\nSubject: hello\r\n\r\nbody\r\n"),
+    )
+    .await;
+    ts
+}
+
+/// Stores `raw` in alice's INBOX, as a delivery would.
+async fn deliver_to_alice(ts: &TestServer, raw: Bytes) {
+    let alice = ts
+        .directory()
+        .account_by_address(ALICE)
+        .await
+        .unwrap()
+        .unwrap();
     let inbox = ts.store().require_mailbox(alice.id, "INBOX").await.unwrap();
     ts.store()
         .deliver(
             &NewMessage {
-                raw: Bytes::from_static(b"From: a@remote.test\r\nSubject: hello\r\n\r\nbody\r\n"),
+                raw,
                 trace_headers: Vec::new(),
                 internal_date: None,
             },
@@ -56,7 +72,6 @@ async fn server(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer
         )
         .await
         .unwrap();
-    ts
 }
 
 async fn connect(ts: &TestServer, source: IpAddr) -> LineClient {
@@ -311,30 +326,8 @@ async fn a_server_side_failure_is_answered_with_a_reference_not_its_text() {
     // With SQLite, messages over 128 KiB are files: removing the file makes
     // reading the message fail inside the server.
     let ts = server(Backend::Sqlite, |_| {}).await;
-    let alice = ts
-        .running()
-        .directory
-        .account_by_address(ALICE)
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = ts.store().require_mailbox(alice.id, "INBOX").await.unwrap();
     let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(200 * 1024));
-    ts.store()
-        .deliver(
-            &NewMessage {
-                raw: Bytes::from(big),
-                trace_headers: Vec::new(),
-                internal_date: None,
-            },
-            &[Target {
-                account: alice.id,
-                mailbox: inbox.id,
-                flags: Flags::new(),
-            }],
-        )
-        .await
-        .unwrap();
+    deliver_to_alice(&ts, Bytes::from(big)).await;
     let blobs = ts.running().config.data_dir.join("blobs");
     let mut removed = Vec::new();
     let mut pending = vec![blobs.clone()];

@@ -5,7 +5,7 @@
 
 use pillarbox_directory::AccountUpdate;
 use pillarbox_tests::imap::{append, command, has, last, login};
-use pillarbox_tests::{TestServer, backends};
+use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "extensions pass";
@@ -14,14 +14,26 @@ fn ok(lines: &[String], tag: &str) {
     assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
 }
 
+/// A server with alice logged in over TLS, once her CAPABILITY answer
+/// has been checked to name each of `capabilities`.
+async fn alice_after_capability(
+    backend: pillarbox_tests::Backend,
+    capabilities: &[&str],
+) -> (TestServer, LineClient) {
+    let ts = TestServer::start(backend).await;
+    ts.add_account(ALICE, PASSWORD).await;
+    let mut c = login(&ts, ALICE, PASSWORD).await;
+    let lines = command(&mut c, "a CAPABILITY").await;
+    for capability in capabilities {
+        assert!(has(&lines, capability), "{capability}: {lines:?}");
+    }
+    (ts, c)
+}
+
 #[tokio::test]
 async fn within_searches_by_age() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, " WITHIN"), "{lines:?}");
+        let (ts, mut c) = alice_after_capability(backend, &[" WITHIN"]).await;
         // One message dated 2001, one arriving now.
         c.send_line("b APPEND INBOX \"17-Jul-2001 02:44:25 +0000\" {16}")
             .await;
@@ -47,11 +59,7 @@ async fn within_searches_by_age() {
 #[tokio::test]
 async fn create_with_a_special_use() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, " CREATE-SPECIAL-USE"), "{lines:?}");
+        let (ts, mut c) = alice_after_capability(backend, &[" CREATE-SPECIAL-USE"]).await;
         // RFC 6154 §5.2's example.
         ok(
             &command(&mut c, "t1 CREATE \"Important Messages\" (USE (\\Flagged))").await,
@@ -75,14 +83,7 @@ async fn create_with_a_special_use() {
 #[tokio::test]
 async fn quota_reports_the_account_storage() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(
-            has(&lines, " QUOTA ") && has(&lines, "QUOTA=RES-STORAGE"),
-            "{lines:?}"
-        );
+        let (ts, mut c) = alice_after_capability(backend, &[" QUOTA ", "QUOTA=RES-STORAGE"]).await;
         // No quota: no root.
         let lines = command(&mut c, "b GETQUOTAROOT INBOX").await;
         ok(&lines, "b");
@@ -134,11 +135,7 @@ async fn quota_reports_the_account_storage() {
 #[tokio::test]
 async fn preview_is_the_start_of_the_text() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, " PREVIEW"), "{lines:?}");
+        let (ts, mut c) = alice_after_capability(backend, &[" PREVIEW"]).await;
         let plain = "Subject: p\r\n\r\nHello,\r\n\r\n   world!\r\n";
         assert!(
             append(&mut c, "INBOX", "()", plain)
@@ -185,12 +182,8 @@ async fn preview_is_the_start_of_the_text() {
 #[tokio::test]
 async fn unauthenticate_returns_to_the_login_state() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
+        let (ts, mut c) = alice_after_capability(backend, &[" UNAUTHENTICATE"]).await;
         ts.add_account("bob@example.test", PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, " UNAUTHENTICATE"), "{lines:?}");
         assert!(
             append(&mut c, "INBOX", "()", "Subject: alice's\r\n\r\nhi\r\n")
                 .await
@@ -233,14 +226,7 @@ async fn unauthenticate_returns_to_the_login_state() {
 #[tokio::test]
 async fn sort_by_the_rfc_5256_and_5957_keys() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(
-            has(&lines, " SORT ") && has(&lines, "SORT=DISPLAY"),
-            "{lines:?}"
-        );
+        let (ts, mut c) = alice_after_capability(backend, &[" SORT ", "SORT=DISPLAY"]).await;
         for (from, day, subject) in [
             ("Zed <carol@x.test>", 3, "Re: banana"),
             ("=?UTF-8?Q?J=C3=BCrgen?= <j@x.test>", 1, "apple"),
@@ -333,11 +319,7 @@ async fn thread_siblings_are_nested_lists() {
 #[tokio::test]
 async fn thread_references_follows_the_headers() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, "THREAD=REFERENCES"), "{lines:?}");
+        let (ts, mut c) = alice_after_capability(backend, &["THREAD=REFERENCES"]).await;
         // 1 starts; 2 answers 1 (In-Reply-To only); 3 answers 2 (References,
         // folded); 4 answers 1; 5 is alone; 6 answers a message not here;
         // 7 has 5's subject with Re: and no headers linking it.
@@ -385,11 +367,7 @@ async fn thread_references_follows_the_headers() {
 #[tokio::test]
 async fn savedate_is_when_a_message_reached_the_mailbox() {
     for backend in backends() {
-        let ts = TestServer::start(backend).await;
-        ts.add_account(ALICE, PASSWORD).await;
-        let mut c = login(&ts, ALICE, PASSWORD).await;
-        let lines = command(&mut c, "a CAPABILITY").await;
-        assert!(has(&lines, " SAVEDATE"), "{lines:?}");
+        let (ts, mut c) = alice_after_capability(backend, &[" SAVEDATE"]).await;
         // One message dated 2001 by its APPEND, one arriving now.
         let old = append(
             &mut c,
