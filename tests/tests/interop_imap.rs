@@ -131,8 +131,15 @@ async fn mbsync_syncs_both_ways_and_curl_reads() {
             "Subject: written offline\r\n\r\nsync me\r\n",
         )
         .unwrap();
-        let out = run("mbsync", "isync", &["-c", &rc, "-a"]);
+        // With its network log (-Dn): mbsync compresses the session
+        // (COMPRESS=DEFLATE through zlib) and the sync goes through it.
+        let out = run("mbsync", "isync", &["-Dn", "-c", &rc, "-a"]);
         assert!(out.status.success(), "mbsync failed:\n{}", text(&out));
+        let log = text(&out);
+        assert!(
+            log.contains("COMPRESS DEFLATE") && log.contains("OK DEFLATE active"),
+            "mbsync did not compress:\n{log}"
+        );
         let drafts = ts
             .store()
             .require_mailbox(alice.id, "Drafts")

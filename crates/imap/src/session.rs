@@ -269,6 +269,7 @@ impl Session<'_> {
         }
         let result = match command {
             Command::Unauthenticate => Ok(self.unauthenticate()),
+            Command::Compress(mechanism) => Ok(Box::pin(self.compress(tag, mechanism)).await),
             Command::Enable(caps) => {
                 if selected {
                     return Done::Bad("ENABLE must come before SELECT or EXAMINE".into());
@@ -417,6 +418,9 @@ impl Session<'_> {
              UNAUTHENTICATE SORT SORT=DISPLAY ESORT \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
+        if self.account.is_some() && !self.conn.is_compressed() {
+            caps.push_str(" COMPRESS=DEFLATE");
+        }
         caps.push_str(&format!(" APPENDLIMIT={}", self.server.config.append_limit));
         if self.account.is_none() {
             if self.conn.can_start_tls() {
@@ -462,6 +466,7 @@ fn sends_updates(command: &Command) -> bool {
             | Command::Logout
             | Command::Idle
             | Command::StartTls
+            | Command::Compress(_)
     )
 }
 

@@ -1,6 +1,7 @@
 //! One client connection: plaintext or TLS, with bounded reads and a write buffer.
 
 use crate::budget::MemoryBudget;
+use crate::deflate::Deflate;
 use crate::server::{ListenerInfo, Slot};
 use std::io;
 use std::net::SocketAddr;
@@ -82,6 +83,8 @@ impl AsyncWrite for Stream {
 
 /// Size of one socket read.
 const READ_CHUNK: usize = 16 * 1024;
+/// How much of a response is compressed and sent at a time.
+const COMPRESS_STEP: usize = 256 * 1024;
 /// Time a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -110,6 +113,8 @@ pub struct Connection {
     slot: Option<Slot>,
     /// Bad commands so far; see [`Connection::record_error`].
     errors: u32,
+    /// Both directions compressed (IMAP COMPRESS=DEFLATE), above TLS.
+    deflate: Option<Box<Deflate>>,
 }
 
 impl Connection {
@@ -149,6 +154,7 @@ impl Connection {
             authenticated: false,
             slot: Some(slot),
             errors: 0,
+            deflate: None,
         })
     }
 
@@ -170,6 +176,7 @@ impl Connection {
             authenticated: false,
             slot: None,
             errors: 0,
+            deflate: None,
         })
     }
 
@@ -260,8 +267,37 @@ impl Connection {
     }
 
     /// True when the client has sent bytes not yet consumed (pipelining).
-    pub fn has_buffered_input(&self) -> bool {
+    /// On a compressed connection, what has arrived is inflated first (at
+    /// most one step), so the answer is about plaintext.
+    pub fn has_buffered_input(&mut self) -> bool {
+        if self.read_buf.is_empty()
+            && let Some(deflate) = self.deflate.as_mut()
+            && deflate.has_pending()
+        {
+            // An error shows again at the next read, which ends the session.
+            let _ = deflate.inflate(&mut self.read_buf);
+        }
         !self.read_buf.is_empty()
+    }
+
+    /// True once both directions are compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Compresses both directions from now on (IMAP COMPRESS=DEFLATE, RFC
+    /// 4978): what is queued is sent first, uncompressed (the command's
+    /// tagged OK), and bytes that already arrived are the client's first
+    /// compressed ones.
+    pub async fn start_compression(&mut self) -> io::Result<()> {
+        if self.deflate.is_some() {
+            return Err(io::Error::other("compression is already active"));
+        }
+        self.flush().await?;
+        let mut deflate = Box::new(Deflate::new());
+        deflate.push_input(&std::mem::take(&mut self.read_buf));
+        self.deflate = Some(deflate);
+        Ok(())
     }
 
     /// Reads into the buffer once; cancel-safe (nothing read is lost if the
@@ -282,28 +318,43 @@ impl Connection {
         timeout: Duration,
     ) -> Result<(), ReadError> {
         let shutdown = self.info.shutdown.clone();
-        let read = std::future::poll_fn(|cx| {
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut buf = ReadBuf::new(&mut chunk);
-            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) => {
-                    self.read_buf.extend_from_slice(buf.filled());
-                    Poll::Ready(Ok(buf.filled().len()))
+        loop {
+            if let Some(deflate) = self.deflate.as_mut() {
+                if deflate.has_pending() && deflate.inflate(&mut self.read_buf)? > 0 {
+                    return Ok(());
                 }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
+                // The session waits for the client: the compressor's tables
+                // are not needed until the next response.
+                deflate.release_compressor();
             }
-        });
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Err(ReadError::Shutdown),
-            read = tokio::time::timeout_at(deadline, read) => read,
-        };
-        match read {
-            Err(_) => Err(ReadError::Timeout(timeout)),
-            Ok(Ok(0)) => Err(ReadError::Closed),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ReadError::Io(e)),
+            let read = std::future::poll_fn(|cx| {
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut buf = ReadBuf::new(&mut chunk);
+                match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => {
+                        match self.deflate.as_mut() {
+                            Some(deflate) => deflate.push_input(buf.filled()),
+                            None => self.read_buf.extend_from_slice(buf.filled()),
+                        }
+                        Poll::Ready(Ok(buf.filled().len()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            });
+            let read = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Err(ReadError::Shutdown),
+                read = tokio::time::timeout_at(deadline, read) => read,
+            };
+            match read {
+                Err(_) => return Err(ReadError::Timeout(timeout)),
+                Ok(Ok(0)) => return Err(ReadError::Closed),
+                Ok(Ok(_)) if self.deflate.is_none() => return Ok(()),
+                // Compressed: inflate what came, or read on.
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ReadError::Io(e)),
+            }
         }
     }
 
@@ -414,19 +465,32 @@ impl Connection {
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.write_buf.is_empty() {
             let buf = std::mem::take(&mut self.write_buf);
-            let result =
-                tokio::time::timeout(self.timeouts.idle, self.stream.write_all(&buf)).await;
-            match result {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client does not read",
-                    ));
+            if self.deflate.is_some() {
+                // Compressed a step at a time, so a large response is not
+                // held twice (plain and compressed) in memory.
+                let mut out = Vec::new();
+                for step in buf.chunks(COMPRESS_STEP) {
+                    if let Some(deflate) = self.deflate.as_mut() {
+                        deflate.deflate(step, &mut out)?;
+                    }
+                    self.write_all(&out).await?;
+                    out.clear();
                 }
+            } else {
+                self.write_all(&buf).await?;
             }
         }
         self.stream.flush().await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match tokio::time::timeout(self.timeouts.idle, self.stream.write_all(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client does not read",
+            )),
+        }
     }
 
     /// Upgrades to TLS (after the protocol said "go ahead"). Bytes the client
@@ -438,6 +502,11 @@ impl Connection {
                 "no TLS certificate configured",
             )));
         };
+        if self.deflate.is_some() {
+            return Err(ReadError::Io(io::Error::other(
+                "TLS cannot start inside compression",
+            )));
+        }
         self.flush().await?;
         if !self.read_buf.is_empty() {
             tracing::warn!(peer = %self.peer, bytes = self.read_buf.len(), "discarding plaintext pipelined after STARTTLS");
@@ -456,6 +525,17 @@ impl Connection {
     /// Closes the connection (TLS close_notify included).
     pub async fn close(mut self) {
         let _ = self.flush().await;
+        if let Some(deflate) = &self.deflate {
+            let (plain_out, wire_out) = deflate.output_totals();
+            let (wire_in, plain_in) = deflate.input_totals();
+            tracing::debug!(
+                plain_out,
+                wire_out,
+                plain_in,
+                wire_in,
+                "compressed connection closed"
+            );
+        }
         let _ = self.stream.shutdown().await;
     }
 }

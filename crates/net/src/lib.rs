@@ -5,11 +5,13 @@
 //! listener and runs [`serve`]. Every session gets a [`Connection`]: bounded,
 //! time-limited line and byte reads, a write buffer, and `start_tls`, which
 //! discards any plaintext the client pipelined after STARTTLS/STLS so that it
-//! is never executed inside TLS.
+//! is never executed inside TLS, and `start_compression` (IMAP
+//! COMPRESS=DEFLATE), which compresses both directions above TLS.
 
 mod budget;
 mod config;
 mod connection;
+pub mod deflate;
 mod reference;
 mod server;
 pub mod tls;

@@ -2,16 +2,28 @@
 //! IMAP literals read properly. Every read has a time limit.
 
 use anyhow::{Context, bail};
+use pillarbox_net::deflate::Deflate;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 use tokio::net::TcpStream;
+
+/// What a client talks over: TCP, or TCP under IMAP COMPRESS=DEFLATE.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// How long one answer may take, unless a workload says otherwise.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Client {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
+    /// After COMPRESS DEFLATE: what this client sends is compressed here
+    /// (the stream inflates what it reads).
+    deflate: Option<Deflate>,
     /// How long one answer may take.
     pub timeout: Duration,
 }
@@ -24,14 +36,42 @@ impl Client {
             .with_context(|| format!("cannot connect to {addr}"))?;
         tcp.set_nodelay(true)?;
         Ok(Client {
-            stream: BufReader::with_capacity(64 * 1024, tcp),
+            stream: BufReader::with_capacity(64 * 1024, Box::new(tcp)),
+            deflate: None,
             timeout: TIMEOUT,
         })
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.stream.get_mut().write_all(bytes).await?;
+        match self.deflate.as_mut() {
+            Some(deflate) => {
+                let mut wire = Vec::new();
+                deflate.deflate(bytes, &mut wire)?;
+                self.stream.get_mut().write_all(&wire).await?;
+            }
+            None => self.stream.get_mut().write_all(bytes).await?,
+        }
         Ok(())
+    }
+
+    /// IMAP `COMPRESS DEFLATE` (RFC 4978): from its OK on, both directions
+    /// are compressed.
+    pub async fn compress(mut self) -> anyhow::Result<Client> {
+        self.send(b"z COMPRESS DEFLATE\r\n").await?;
+        self.imap_until("z").await?;
+        if !self.stream.buffer().is_empty() {
+            bail!("the server sent data after COMPRESS's OK before any command");
+        }
+        let inflating: Box<dyn Io> = Box::new(Inflating {
+            inner: self.stream.into_inner(),
+            codec: Deflate::new(),
+            plain: Vec::new(),
+        });
+        Ok(Client {
+            stream: BufReader::with_capacity(64 * 1024, inflating),
+            deflate: Some(Deflate::new()),
+            timeout: self.timeout,
+        })
     }
 
     pub async fn line(&mut self) -> anyhow::Result<String> {
@@ -103,6 +143,61 @@ impl Client {
             }
             lines.push(line);
         }
+    }
+}
+
+/// A stream whose reads inflate what the server sent (writes go through
+/// as they are: [`Client::send`] compresses them).
+struct Inflating {
+    inner: Box<dyn Io>,
+    codec: Deflate,
+    /// Inflated and not yet read.
+    plain: Vec<u8>,
+}
+
+impl AsyncRead for Inflating {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.plain.is_empty() && this.codec.has_pending() {
+                this.codec.inflate(&mut this.plain)?;
+            }
+            if !this.plain.is_empty() {
+                let n = this.plain.len().min(buf.remaining());
+                buf.put_slice(&this.plain[..n]);
+                this.plain.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut raw = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut raw) {
+                Poll::Ready(Ok(())) if raw.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.codec.push_input(raw.filled()),
+                other => return other,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Inflating {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

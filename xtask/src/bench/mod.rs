@@ -49,6 +49,9 @@ pub struct Args {
     /// SMTP, POP3 and IMAP addresses; accounts user0..N@example.test with the bench password.
     #[arg(long, num_args = 3, value_names = ["SMTP", "POP3", "IMAP"])]
     pub target: Option<Vec<SocketAddr>>,
+    /// IMAP clients send COMPRESS DEFLATE after login (idle-fanout).
+    #[arg(long)]
+    pub compress: bool,
     /// Compare with a peer server in the same run.
     #[arg(long)]
     pub vs: Option<String>,
@@ -155,7 +158,7 @@ async fn run_workload(
         "imap-sync" => workloads::imap_sync(targets, &messages(10_000)?).await,
         "imap-resync" => resync::imap_resync(targets, &messages(10_000)?).await,
         "imap-search" => workloads::imap_search(targets, &messages(100_000)?).await,
-        "idle-fanout" => workloads::idle_fanout(targets, args.clients, memory).await,
+        "idle-fanout" => workloads::idle_fanout(targets, args.clients, args.compress, memory).await,
         "mixed" => workloads::mixed(targets, Duration::from_secs(args.seconds)).await,
         "startup" => Ok(Figures::new()),
         other => bail!(

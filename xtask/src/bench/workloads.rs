@@ -399,6 +399,7 @@ pub async fn imap_search(t: &Targets, messages: &[Vec<u8>]) -> anyhow::Result<Fi
 pub async fn idle_fanout(
     t: &Targets,
     clients: usize,
+    compress: bool,
     memory: &dyn Fn() -> u64,
 ) -> anyhow::Result<Figures> {
     // Warm up first, so what is measured is the cost of each further
@@ -409,6 +410,9 @@ pub async fn idle_fanout(
         let t = t.clone();
         warm.spawn(async move {
             let mut c = imap_login(&t, "user0@example.test").await?;
+            if compress {
+                c = c.compress().await?;
+            }
             c.send(b"s SELECT INBOX\r\n").await?;
             c.imap_until("s").await?;
             c.send(b"i IDLE\r\n").await?;
@@ -434,6 +438,9 @@ pub async fn idle_fanout(
                 let mut c =
                     imap_login_within(&t, "user0@example.test", Some(Duration::from_secs(900)))
                         .await?;
+                if compress {
+                    c = c.compress().await?;
+                }
                 c.send(b"s SELECT INBOX\r\n").await?;
                 c.imap_until("s").await?;
                 c.send(b"i IDLE\r\n").await?;

@@ -1,4 +1,4 @@
-//! STARTTLS (RFC 9051 §6.2.1), AUTHENTICATE PLAIN with SASL-IR (§6.2.2,
+//! STARTTLS (RFC 9051 §6.2.1), COMPRESS (RFC 4978), AUTHENTICATE PLAIN with SASL-IR (§6.2.2,
 //! RFC 4959) and LOGIN (§6.2.3), through the account service's throttle.
 
 use crate::framing;
@@ -33,6 +33,32 @@ impl Session<'_> {
             Ok(()) => Done::Sent,
             Err(error) => {
                 tracing::info!(%error, "TLS handshake failed");
+                Done::Close
+            }
+        }
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978 §3): the tagged OK goes out uncompressed,
+    /// and both directions are compressed from the octet after its CRLF.
+    /// Valid once logged in; the compression layer sits above TLS.
+    pub(crate) async fn compress(&mut self, tag: &str, mechanism: &str) -> Done {
+        if mechanism != "DEFLATE" {
+            return Done::Bad(format!(
+                "compression mechanism {mechanism} is not supported: use COMPRESS DEFLATE"
+            ));
+        }
+        if self.conn.is_compressed() {
+            return Done::Bad("[COMPRESSIONACTIVE] DEFLATE is already active".into());
+        }
+        self.conn
+            .write(format!("{tag} OK DEFLATE active\r\n").as_bytes());
+        match self.conn.start_compression().await {
+            Ok(()) => {
+                tracing::debug!("COMPRESS=DEFLATE active");
+                Done::Sent
+            }
+            Err(error) => {
+                tracing::info!(%error, "cannot start compression");
                 Done::Close
             }
         }

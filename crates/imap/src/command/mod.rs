@@ -4,7 +4,7 @@
 //!
 //! | Command | File |
 //! |---|---|
-//! | STARTTLS, AUTHENTICATE, LOGIN | `auth.rs` |
+//! | STARTTLS, COMPRESS, AUTHENTICATE, LOGIN, UNAUTHENTICATE | `auth.rs` |
 //! | SELECT, EXAMINE, CLOSE, UNSELECT | `select.rs` |
 //! | CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE | `mailbox.rs` |
 //! | LIST, LSUB | `list.rs` |

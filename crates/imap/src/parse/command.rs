@@ -75,6 +75,8 @@ pub enum Command {
     Unauthenticate,
     Logout,
     StartTls,
+    /// COMPRESS (RFC 4978) with the mechanism named, upper-cased.
+    Compress(String),
     Authenticate {
         mechanism: String,
         /// SASL-IR initial response (base64, `=` for empty).
@@ -207,6 +209,7 @@ impl Command {
             Command::Unauthenticate => "UNAUTHENTICATE",
             Command::Logout => "LOGOUT",
             Command::StartTls => "STARTTLS",
+            Command::Compress(_) => "COMPRESS",
             Command::Authenticate { .. } => "AUTHENTICATE",
             Command::Login { .. } => "LOGIN",
             Command::Enable(_) => "ENABLE",
@@ -303,6 +306,10 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "CLOSE" => Command::Close,
         "UNSELECT" => Command::Unselect,
         "EXPUNGE" => Command::Expunge { uids: None },
+        "COMPRESS" => {
+            c.sp()?;
+            Command::Compress(c.atom()?.to_ascii_uppercase())
+        }
         "AUTHENTICATE" => {
             c.sp()?;
             let mechanism = c.atom()?.to_ascii_uppercase();
