@@ -1,5 +1,6 @@
 //! Smaller IMAP extensions over real sockets, on SQLite and PostgreSQL:
-//! WITHIN (RFC 5032), CREATE-SPECIAL-USE (RFC 6154 §3) and QUOTA (RFC 9208).
+//! WITHIN (RFC 5032), CREATE-SPECIAL-USE (RFC 6154 §3), QUOTA (RFC 9208),
+//! PREVIEW, UNAUTHENTICATE, SORT/THREAD, SAVEDATE and OBJECTID (RFC 8474).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -412,6 +413,68 @@ async fn savedate_is_when_a_message_reached_the_mailbox() {
         let lines = command(&mut c, "f FETCH 1 (INTERNALDATE SAVEDATE)").await;
         assert_eq!(day_of(&lines[0], "INTERNALDATE"), "17-Jul-2001");
         assert_eq!(day_of(&lines[0], "SAVEDATE"), today, "{lines:?}");
+        ts.stop().await;
+    }
+}
+
+/// The id between the parentheses after `word` in the first line holding it.
+fn object_id(lines: &[String], word: &str) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.contains(word))
+        .unwrap_or_else(|| panic!("no {word} in {lines:?}"));
+    let start = line.find(word).unwrap() + word.len() + 2;
+    let end = start + line[start..].find(')').unwrap();
+    line[start..end].to_string()
+}
+
+#[tokio::test]
+async fn objectid_names_mailboxes_and_messages_for_good() {
+    for backend in backends() {
+        let (ts, mut c) = alice_after_capability(backend, &[" OBJECTID"]).await;
+        // RFC 8474 §4.1: CREATE says the new mailbox's id; RENAME keeps it;
+        // a mailbox made again under an old name gets a new one.
+        let created = command(&mut c, "b CREATE foo").await;
+        ok(&created, "b");
+        let foo = object_id(&created, "MAILBOXID");
+        assert!(foo.bytes().all(|b| b.is_ascii_alphanumeric()), "{foo}");
+        ok(&command(&mut c, "c RENAME foo bar").await, "c");
+        let lines = command(&mut c, "d STATUS bar (MAILBOXID)").await;
+        assert_eq!(object_id(&lines, "MAILBOXID"), foo);
+        ok(&command(&mut c, "e DELETE bar").await, "e");
+        let again = command(&mut c, "f CREATE bar").await;
+        assert_ne!(object_id(&again, "MAILBOXID"), foo);
+        let lines = command(&mut c, "g LIST \"\" INBOX RETURN (STATUS (MAILBOXID))").await;
+        let inbox = object_id(&lines, "MAILBOXID");
+        assert_ne!(inbox, foo);
+
+        // RFC 8474 §5: EMAILID per message, kept by COPY and MOVE; THREADID
+        // NIL (threads are not kept per message).
+        for subject in ["one", "two"] {
+            let message = format!("Subject: {subject}\r\n\r\nbody\r\n");
+            assert!(
+                append(&mut c, "INBOX", "()", &message)
+                    .await
+                    .starts_with("ap OK")
+            );
+        }
+        let lines = command(&mut c, "h SELECT INBOX").await;
+        assert_eq!(object_id(&lines, "MAILBOXID"), inbox);
+        let lines = command(&mut c, "i FETCH 1:2 (EMAILID THREADID)").await;
+        let first = object_id(&lines[..1], "EMAILID");
+        let second = object_id(&lines[1..], "EMAILID");
+        assert_ne!(first, second);
+        assert!(has(&lines, "THREADID NIL"), "{lines:?}");
+        let lines = command(&mut c, &format!("j SEARCH EMAILID {second}")).await;
+        assert!(has(&lines, "* SEARCH 2\r"), "{lines:?}");
+        let lines = command(&mut c, "k SEARCH THREADID T1").await;
+        assert!(has(&lines, "* SEARCH\r"), "{lines:?}");
+        ok(&command(&mut c, "l COPY 1 bar").await, "l");
+        ok(&command(&mut c, "m MOVE 2 bar").await, "m");
+        ok(&command(&mut c, "n SELECT bar").await, "n");
+        let lines = command(&mut c, "o FETCH 1:2 (EMAILID)").await;
+        assert_eq!(object_id(&lines[..1], "EMAILID"), first);
+        assert_eq!(object_id(&lines[1..], "EMAILID"), second);
         ts.stop().await;
     }
 }

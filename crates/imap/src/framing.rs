@@ -11,8 +11,10 @@
 //!   literals (LOGIN with a literal user name and password needs two).
 //! - After login a command is at most [`MAX_COMMAND`] octets and
 //!   [`MAX_LITERALS`] literals, each at most [`MAX_OTHER_LITERAL`] octets,
-//!   except one: APPEND's message, which may be as large as the APPENDLIMIT
-//!   (RFC 7889) and is not counted in the command's size.
+//!   except APPEND's messages: each may be as large as the APPENDLIMIT
+//!   (RFC 7889) and is not counted in the command's size; the messages of
+//!   one APPEND (MULTIAPPEND, RFC 3502) together at most
+//!   [`Limits::max_append_total`].
 //! - A synchronizing literal over a limit is refused with a tagged answer
 //!   and no `+`: the client never sends it. A non-synchronizing one is
 //!   already on its way; RFC 7888 §4 leaves the server two choices, reading
@@ -39,6 +41,10 @@ pub const MAX_COMMAND_BEFORE_LOGIN: usize = 8 * 1024;
 pub const MAX_LITERAL_BEFORE_LOGIN: u64 = 4 * 1024;
 /// Literals in one command before login, at most.
 pub const MAX_LITERALS_BEFORE_LOGIN: usize = 4;
+/// The messages of one MULTIAPPEND together, at most (unless the
+/// APPENDLIMIT is larger): they are held in memory until all have arrived,
+/// since all or none are stored.
+pub const MULTIAPPEND_TOTAL: u64 = 64 << 20;
 
 /// The limits that apply to the next command, which depend on the session.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +70,12 @@ impl Limits {
         } else {
             MAX_LITERALS_BEFORE_LOGIN
         }
+    }
+
+    /// The most octets the messages of one APPEND may hold together: one
+    /// message of the APPENDLIMIT, or several up to [`MULTIAPPEND_TOTAL`].
+    pub fn max_append_total(&self) -> u64 {
+        self.append_limit.max(MULTIAPPEND_TOTAL)
     }
 
     /// The largest non-synchronizing literal over a limit that is read and
@@ -123,7 +135,15 @@ pub(crate) fn is_append(first_line: &[u8]) -> bool {
 }
 
 /// Why a literal is refused, as the tagged answer's status and text.
-fn refusal(limits: Limits, literals: usize, size: u64, room: u64, append: bool) -> Option<String> {
+/// `appended` is what earlier messages of the same APPEND hold.
+fn refusal(
+    limits: Limits,
+    literals: usize,
+    size: u64,
+    room: u64,
+    append: bool,
+    appended: u64,
+) -> Option<String> {
     if literals > limits.max_literals() {
         return Some(format!(
             "BAD [LIMIT] More than {} literals in one command",
@@ -146,6 +166,12 @@ fn refusal(limits: Limits, literals: usize, size: u64, room: u64, append: bool) 
             limits.append_limit
         ));
     }
+    if append && appended.saturating_add(size) > limits.max_append_total() {
+        return Some(format!(
+            "NO [TOOBIG] The messages of this APPEND come to more than {} octets: append them in several commands",
+            limits.max_append_total()
+        ));
+    }
     if size <= MAX_OTHER_LITERAL.min(room) || append {
         return None;
     }
@@ -164,8 +190,7 @@ fn refusal(limits: Limits, literals: usize, size: u64, room: u64, append: bool) 
 pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame, ReadError> {
     let mut command = Vec::new();
     let mut literals = 0;
-    // APPEND's message: one literal per command, not counted in its size.
-    let mut message_literal = false;
+    // APPEND's messages: not counted in the command's size.
     let mut uncounted = 0;
     let mut reservation: Option<Reservation> = None;
     loop {
@@ -200,8 +225,8 @@ pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame
         let room = limits
             .max_command()
             .saturating_sub(command.len() - uncounted) as u64;
-        let append = limits.authenticated && !message_literal && is_append(&command);
-        if let Some(answer) = refusal(limits, literals, size, room, append) {
+        let append = limits.authenticated && is_append(&command);
+        if let Some(answer) = refusal(limits, literals, size, room, append, uncounted as u64) {
             let tag = parse_tag(&command);
             if !non_sync {
                 // RFC 9051 §4.3: without `+` the client sends no literal.
@@ -225,9 +250,8 @@ pub async fn read_command(conn: &mut Connection, limits: Limits) -> Result<Frame
         // Bounded above: by the command's room, or the APPENDLIMIT.
         let size = size as usize;
         if size as u64 > MAX_OTHER_LITERAL.min(room) {
-            // Only APPEND's message gets here (see `refusal`).
-            message_literal = true;
-            uncounted = size;
+            // Only APPEND's messages get here (see `refusal`).
+            uncounted += size;
         }
         // Charged to the server-wide budget before it is read (and, for a
         // synchronizing literal, before the client is told to send it).
@@ -313,7 +337,7 @@ mod tests {
     };
 
     fn refused(limits: Limits, literals: usize, size: u64, append: bool) -> Option<String> {
-        refusal(limits, literals, size, 1 << 20, append)
+        refusal(limits, literals, size, 1 << 20, append, 0)
     }
 
     #[test]
@@ -326,7 +350,7 @@ mod tests {
         let answer = refused(BEFORE_LOGIN, 5, 10, false).unwrap_or_default();
         assert!(answer.starts_with("BAD [LIMIT]"), "{answer}");
         // The command's total counts: little room left refuses a small literal.
-        assert!(refusal(BEFORE_LOGIN, 1, 100, 50, false).is_some());
+        assert!(refusal(BEFORE_LOGIN, 1, 100, 50, false, 0).is_some());
         assert_eq!(BEFORE_LOGIN.max_discard(), 0);
     }
 
@@ -347,7 +371,26 @@ mod tests {
         assert_eq!(refused(small, 1, 900, true), None);
         assert!(refused(AFTER_LOGIN, 65, 100, false).is_some());
         // A small literal that does not fit in what is left of the command.
-        let answer = refusal(AFTER_LOGIN, 2, 1000, 10, false).unwrap_or_default();
+        let answer = refusal(AFTER_LOGIN, 2, 1000, 10, false, 0).unwrap_or_default();
         assert!(answer.contains("Command larger"), "{answer}");
+    }
+
+    #[test]
+    fn multiappend_messages_share_one_total() {
+        // Two 30 MiB messages fit in 64 MiB; a third does not.
+        let thirty = 30 << 20;
+        assert_eq!(refusal(AFTER_LOGIN, 2, thirty, 1 << 20, true, thirty), None);
+        let answer = refusal(AFTER_LOGIN, 3, thirty, 1 << 20, true, 2 * thirty).unwrap_or_default();
+        assert!(
+            answer.starts_with("NO [TOOBIG]") && answer.contains("several commands"),
+            "{answer}"
+        );
+        // A larger APPENDLIMIT raises the total with it.
+        let big = Limits {
+            append_limit: 200 << 20,
+            ..AFTER_LOGIN
+        };
+        assert_eq!(big.max_append_total(), 200 << 20);
+        assert_eq!(refusal(big, 3, thirty, 1 << 20, true, 2 * thirty), None);
     }
 }

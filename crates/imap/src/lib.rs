@@ -12,6 +12,7 @@ mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mutf7;
+mod objectid;
 pub mod parse;
 mod selected;
 pub mod sequence;

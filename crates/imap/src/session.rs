@@ -38,6 +38,9 @@ pub(crate) struct Session<'a> {
     /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): expunges are reported as
     /// `VANISHED`, and SELECT takes the QRESYNC parameter.
     pub qresync: bool,
+    /// `ENABLE UTF8=ACCEPT` (RFC 6855): mailbox names in UTF-8, APPEND's
+    /// UTF8 data item accepted, SEARCH without a CHARSET.
+    pub utf8_accept: bool,
     pub selected: Option<Selected>,
 }
 
@@ -50,6 +53,7 @@ pub async fn run(server: &Server, conn: Connection) {
         rev2: false,
         condstore: false,
         qresync: false,
+        utf8_accept: false,
         selected: None,
     };
     let greeting = format!(
@@ -284,6 +288,10 @@ impl Session<'_> {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
                     }
+                    if cap == "UTF8=ACCEPT" && !self.utf8_accept {
+                        self.utf8_accept = true;
+                        enabled.push("UTF8=ACCEPT");
+                    }
                     // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
                     if cap == "QRESYNC" && !self.qresync {
                         self.qresync = true;
@@ -334,12 +342,7 @@ impl Session<'_> {
                 Ok(Done::Ok("NAMESPACE completed".into()))
             }
             Command::Status { mailbox, items } => Box::pin(self.status(mailbox, items)).await,
-            Command::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => Box::pin(self.append(mailbox, flags, *date, message)).await,
+            Command::Append { mailbox, messages } => Box::pin(self.append(mailbox, messages)).await,
             Command::Idle => Box::pin(self.idle()).await,
             _ if !selected => {
                 return Done::Bad(format!(
@@ -415,7 +418,7 @@ impl Session<'_> {
             "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE IDLE NAMESPACE ID UNSELECT UIDPLUS MOVE CHILDREN \
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW SAVEDATE \
-             UNAUTHENTICATE SORT SORT=DISPLAY ESORT \
+             UNAUTHENTICATE SORT SORT=DISPLAY ESORT MULTIAPPEND UTF8=ACCEPT OBJECTID \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.account.is_some() && !self.conn.is_compressed() {
@@ -435,6 +438,12 @@ impl Session<'_> {
         caps
     }
 
+    /// Mailbox names travel in UTF-8 (IMAP4rev2, or UTF8=ACCEPT enabled),
+    /// not in modified UTF-7.
+    pub(crate) fn utf8_names(&self) -> bool {
+        self.rev2 || self.utf8_accept
+    }
+
     /// The client's spelling of a mailbox name as the store's UTF-8 name.
     ///
     /// A name that cannot be decoded is well-formed IMAP all the same: it
@@ -443,7 +452,7 @@ impl Session<'_> {
         let text = std::str::from_utf8(raw).map_err(|_| {
             Done::No("[CANNOT] mailbox name is not valid UTF-8, so no mailbox has it".into())
         })?;
-        if self.rev2 || !text.is_ascii() {
+        if self.utf8_names() || !text.is_ascii() {
             // IMAP4rev2 names are UTF-8; a rev1 client sending raw UTF-8 is
             // taken at its word rather than refused.
             return Ok(text.to_string());

@@ -95,6 +95,27 @@ impl Store {
         Ok(out)
     }
 
+    /// The content hash (hex) of many messages' stored bytes, 500 per
+    /// query; a message no longer stored is missing from the answer.
+    pub async fn content_hashes(
+        &self,
+        messages: &[MessageId],
+    ) -> Result<std::collections::HashMap<MessageId, String>> {
+        let mut out = std::collections::HashMap::with_capacity(messages.len());
+        for chunk in messages.chunks(500) {
+            let list = crate::id_list(chunk.iter().map(|m| m.0));
+            let rows: Vec<(i64, String)> = with_pool!(self.db(), pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, blob_hash FROM messages WHERE id IN ({list})"
+                )))
+                .fetch_all(pool)
+                .await?
+            });
+            out.extend(rows.into_iter().map(|(id, hash)| (MessageId(id), hash)));
+        }
+        Ok(out)
+    }
+
     /// The message exactly as served to clients: this delivery's trace
     /// headers followed by the stored bytes. A message expunged from its
     /// last mailbox is gone at once (its row held the trace headers):

@@ -17,6 +17,7 @@ impl Session<'_> {
         self.rev2 = false;
         self.condstore = false;
         self.qresync = false;
+        self.utf8_accept = false;
         self.conn.set_unauthenticated();
         tracing::Span::current().record("account", "");
         tracing::info!("IMAP logout without disconnecting (UNAUTHENTICATE)");

@@ -3,6 +3,7 @@
 //! the served bytes.
 
 use crate::encode;
+use crate::objectid;
 use crate::parse::{FetchAttr, Section, SectionText};
 use crate::sequence::SequenceSet;
 use crate::session::{Done, Session};
@@ -104,6 +105,16 @@ impl Session<'_> {
                 seen_now = selected.apply(updates).into_iter().collect();
             }
         }
+        // EMAILID (RFC 8474) is made from each message's content hash.
+        let content_hashes = if attrs.contains(&FetchAttr::EmailId) {
+            let ids: Vec<_> = indexes
+                .iter()
+                .map(|i| selected.messages[*i].message)
+                .collect();
+            store.content_hashes(&ids).await?
+        } else {
+            Default::default()
+        };
         let mut pending = 0usize;
         // A message another session expunged, whose data is gone already.
         let mut expunge_issued = false;
@@ -150,6 +161,14 @@ impl Session<'_> {
             } else {
                 None
             };
+            let email_id = content_hashes
+                .get(&entry.message)
+                .map(|hash| objectid::email_id(entry.message, hash));
+            if attrs.contains(&FetchAttr::EmailId) && email_id.is_none() {
+                // Its row went with an expunge by another session.
+                expunge_issued = true;
+                continue;
+            }
             let recent = !rev2 && selected.is_recent(entry.uid);
             let mut out = Vec::new();
             if attrs.contains(&FetchAttr::Flags) || seen_now.contains(&entry.uid) {
@@ -170,6 +189,10 @@ impl Session<'_> {
                     FetchAttr::Uid => {
                         out.extend_from_slice(format!("UID {}", entry.uid).as_bytes())
                     }
+                    FetchAttr::EmailId => out.extend_from_slice(
+                        format!("EMAILID ({})", email_id.as_deref().unwrap_or_default()).as_bytes(),
+                    ),
+                    FetchAttr::ThreadId => out.extend_from_slice(b"THREADID NIL"),
                     FetchAttr::SaveDate => {
                         out.extend_from_slice(b"SAVEDATE ");
                         match entry.saved_at {

@@ -230,7 +230,7 @@ impl Session<'_> {
         let subscriptions = self.server.store.subscriptions(account).await?;
         let entries = entries(&mailboxes, &subscriptions, None);
         let show_subscribed = select.subscribed || ret.subscribed;
-        let utf8 = self.rev2;
+        let utf8 = self.utf8_names();
         for (name, entry) in &entries {
             if !compiled.iter().any(|p| p.matches(name)) {
                 continue;
@@ -305,7 +305,7 @@ impl Session<'_> {
             };
             if pattern.matches(name) {
                 let mut line = format!("* LSUB {attributes} \"/\" ").into_bytes();
-                encode::mailbox(&mut line, name, self.rev2);
+                encode::mailbox(&mut line, name, self.utf8_names());
                 line.extend_from_slice(b"\r\n");
                 self.conn.write(&line);
             }

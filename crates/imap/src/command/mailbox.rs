@@ -33,11 +33,16 @@ impl Session<'_> {
         if name.eq_ignore_ascii_case(INBOX) {
             return Ok(Done::No("[ALREADYEXISTS] INBOX always exists".into()));
         }
-        self.server
+        let mailbox = self
+            .server
             .store
             .create_mailbox(self.account_id(), name, special_use)
             .await?;
-        Ok(Done::Ok("CREATE completed".into()))
+        // RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+        Ok(Done::Ok(format!(
+            "[MAILBOXID ({})] CREATE completed",
+            crate::objectid::mailbox_id(&mailbox)
+        )))
     }
 
     pub(crate) async fn delete(&mut self, raw: &[u8]) -> Result<Done> {

@@ -45,7 +45,7 @@ impl Session<'_> {
             .await?;
         let quota = self.quota_line().await?;
         let mut line = b"* QUOTAROOT ".to_vec();
-        encode::mailbox(&mut line, &mailbox.name, self.rev2);
+        encode::mailbox(&mut line, &mailbox.name, self.utf8_names());
         if quota.is_some() {
             line.extend_from_slice(format!(" \"{ROOT}\"").as_bytes());
         }

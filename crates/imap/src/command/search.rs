@@ -2,12 +2,16 @@
 //! and SEARCHRES (RFC 5182). Flags, sizes and dates come from the session's
 //! view; header and text keys read the search text the store kept at delivery.
 
+use crate::objectid;
 use crate::parse::{SearchKey, SearchReturn};
 use crate::selected::Selected;
 use crate::sequence::compact;
 use crate::session::{Done, Session};
 use pillarbox_store::meta::{field_values, header_fields};
-use pillarbox_store::{MessageEntry, Result, Store, SystemFlag, TextColumns, TextFilter, Uid};
+use pillarbox_store::{
+    MessageEntry, MessageId, Result, Store, SystemFlag, TextColumns, TextFilter, Uid,
+};
+use std::collections::HashMap;
 
 /// What a key needs besides the session's view.
 #[derive(Default)]
@@ -161,6 +165,20 @@ struct Context<'a> {
     rev2: bool,
     /// Unix seconds when the search began (OLDER, YOUNGER).
     now: i64,
+    /// The EMAILIDs of the messages an EMAILID key names (RFC 8474 §6).
+    email_ids: HashMap<MessageId, String>,
+}
+
+/// The EMAILIDs a key asks for, anywhere in its tree.
+fn email_id_keys<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
+    match key {
+        SearchKey::EmailId(id) => out.push(id),
+        SearchKey::And(keys) | SearchKey::Or(keys) => {
+            keys.iter().for_each(|k| email_id_keys(k, out))
+        }
+        SearchKey::Not(k) => email_id_keys(k, out),
+        _ => {}
+    }
 }
 
 fn unix_now() -> i64 {
@@ -222,6 +240,9 @@ impl Context<'_> {
             SearchKey::Larger(n) => m.size > *n,
             SearchKey::ModSeq(n) => m.modseq.0 >= *n,
             SearchKey::SaveDateSupported => true,
+            SearchKey::EmailId(id) => self.email_ids.get(&m.message) == Some(id),
+            // THREADID is NIL for every message (see `objectid`).
+            SearchKey::ThreadId(_) => false,
             SearchKey::SavedBefore(d) => saved_day(m).is_some_and(|s| s < *d),
             SearchKey::SavedOn(d) => saved_day(m).is_some_and(|s| s == *d),
             SearchKey::SavedSince(d) => saved_day(m).is_some_and(|s| s >= *d),
@@ -255,6 +276,7 @@ pub(crate) fn matches_texts(
         selected,
         rev2,
         now: unix_now(),
+        email_ids: HashMap::new(),
     }
     .matches(key, seq, m, &loaded)
 }
@@ -265,10 +287,23 @@ pub(crate) async fn run_search(
     key: &SearchKey,
     rev2: bool,
 ) -> Result<Vec<(u32, Uid)>> {
+    let mut wanted_ids = Vec::new();
+    email_id_keys(key, &mut wanted_ids);
+    let messages: Vec<MessageId> = wanted_ids
+        .iter()
+        .filter_map(|id| objectid::email_id_message(id))
+        .collect();
+    let email_ids = store
+        .content_hashes(&messages)
+        .await?
+        .into_iter()
+        .map(|(message, hash)| (message, objectid::email_id(message, &hash)))
+        .collect();
     let context = Context {
         selected,
         rev2,
         now: unix_now(),
+        email_ids,
     };
     let columns = needs_text(key);
     let text = columns.header || columns.body;
@@ -323,12 +358,32 @@ pub(crate) async fn run_search(
 
 /// The answer to a SEARCH, SORT or THREAD charset other than the two this
 /// server searches in (search strings are matched as UTF-8).
-pub(crate) fn unsupported_charset(charset: &str) -> Option<Done> {
+fn unsupported_charset(charset: &str) -> Option<Done> {
     (!matches!(charset, "UTF-8" | "US-ASCII")).then(|| {
         Done::No(format!(
             "[BADCHARSET (UTF-8 US-ASCII)] Charset {charset} is not supported"
         ))
     })
+}
+
+impl Session<'_> {
+    /// The answer to a CHARSET a command cannot take, if any: after ENABLE
+    /// UTF8=ACCEPT, SEARCH takes none and SORT/THREAD only UTF-8 (RFC 6855
+    /// §3 and its erratum 4029, "conflicting charset labels"); otherwise
+    /// only UTF-8 and US-ASCII are known.
+    pub(crate) fn refuse_charset(&self, charset: Option<&str>, optional: bool) -> Option<Done> {
+        match charset {
+            Some(_) if self.utf8_accept && optional => Some(Done::Bad(
+                "SEARCH takes no CHARSET once UTF8=ACCEPT is enabled (RFC 6855 §3): strings are UTF-8"
+                    .into(),
+            )),
+            Some(charset) if self.utf8_accept && charset != "UTF-8" => Some(Done::Bad(format!(
+                "charset {charset} conflicts with UTF8=ACCEPT (RFC 6855 §3): use UTF-8"
+            ))),
+            Some(charset) => unsupported_charset(charset),
+            None => None,
+        }
+    }
 }
 
 /// Whether a search key tests mod-sequences anywhere in its tree.
@@ -350,7 +405,7 @@ impl Session<'_> {
         charset: Option<&str>,
         key: &SearchKey,
     ) -> Result<Done> {
-        if let Some(refused) = charset.and_then(unsupported_charset) {
+        if let Some(refused) = self.refuse_charset(charset, true) {
             return Ok(refused);
         }
         // RFC 7162 §3.1.5: a MODSEQ key enables CONDSTORE, and the answer

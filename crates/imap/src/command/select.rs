@@ -2,6 +2,7 @@
 //! (§6.4.1, RFC 3691).
 
 use crate::encode;
+use crate::objectid;
 use crate::parse::QresyncParams;
 use crate::selected::Selected;
 use crate::session::{Done, Session};
@@ -49,6 +50,10 @@ impl Session<'_> {
         self.untagged(&format!(
             "OK [UIDNEXT {}] Predicted next UID",
             selected.mailbox.uid_next
+        ));
+        self.untagged(&format!(
+            "OK [MAILBOXID ({})] Ok",
+            objectid::mailbox_id(&selected.mailbox)
         ));
         // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox.
         self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", selected.modseq));

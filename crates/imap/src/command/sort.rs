@@ -2,7 +2,7 @@
 //! messages SEARCH finds, ordered by the criteria in turn and then by
 //! message sequence number; text keys compare with i;ascii-casemap.
 
-use crate::command::search::{run_search, unsupported_charset};
+use crate::command::search::run_search;
 use crate::parse::{SearchKey, SearchReturn, SortCriterion, SortKey};
 use crate::session::{Done, Session};
 use crate::sort_keys::{base_subject, decode_header, display_key, mailbox_key, sent_date};
@@ -45,7 +45,7 @@ impl Session<'_> {
         charset: &str,
         key: &SearchKey,
     ) -> Result<Done> {
-        if let Some(refused) = unsupported_charset(charset) {
+        if let Some(refused) = self.refuse_charset(Some(charset), false) {
             return Ok(refused);
         }
         let store = self.server.store.clone();
@@ -170,7 +170,7 @@ impl Session<'_> {
                 "THREAD algorithm {algorithm} is not supported: use REFERENCES or ORDEREDSUBJECT"
             )));
         }
-        if let Some(refused) = unsupported_charset(charset) {
+        if let Some(refused) = self.refuse_charset(Some(charset), false) {
             return Ok(refused);
         }
         let store = self.server.store.clone();

@@ -2,6 +2,7 @@
 //! (RFC 5819) writes after each LIST line.
 
 use crate::encode;
+use crate::objectid;
 use crate::parse::StatusItem;
 use crate::session::{Done, Session};
 use pillarbox_store::{Mailbox, Result, SystemFlag, UidRange};
@@ -37,6 +38,7 @@ impl Session<'_> {
                 StatusItem::Unseen => format!("UNSEEN {}", counts.unseen),
                 StatusItem::Size => format!("SIZE {}", counts.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", mailbox.highest_modseq),
+                StatusItem::MailboxId => format!("MAILBOXID ({})", objectid::mailbox_id(mailbox)),
                 StatusItem::Recent => {
                     // The selected mailbox: what this session holds as recent;
                     // another: what no session has claimed yet (RFC 3501 §2.3.2).
@@ -73,7 +75,7 @@ impl Session<'_> {
             values.push(value);
         }
         let mut line = b"* STATUS ".to_vec();
-        encode::mailbox(&mut line, &mailbox.name, self.rev2);
+        encode::mailbox(&mut line, &mailbox.name, self.utf8_names());
         line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         self.conn.write(&line);
         Ok(())

@@ -27,6 +27,8 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 9208 §4.3: octets that EXPUNGE would free.
     DeletedStorage,
+    /// RFC 8474 §4.
+    MailboxId,
 }
 
 /// Patterns in one LIST (RFC 5258 allows several), at most.
@@ -57,6 +59,18 @@ pub struct QresyncParams {
     pub uid_validity: u32,
     pub modseq: u64,
     pub known_uids: Option<SequenceSet>,
+}
+
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
+    /// Sent as `UTF8 (~{n}…)` (RFC 6855 §4): a message whose header may
+    /// hold UTF-8 (RFC 6532).
+    pub utf8: bool,
 }
 
 /// How STORE combines flags.
@@ -130,12 +144,10 @@ pub enum Command {
         mailbox: Vec<u8>,
         items: Vec<StatusItem>,
     },
+    /// APPEND, one message or several (MULTIAPPEND, RFC 3502).
     Append {
         mailbox: Vec<u8>,
-        flags: Vec<String>,
-        /// Unix seconds.
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -536,6 +548,7 @@ fn status_items(c: &mut Cursor) -> PResult<Vec<StatusItem>> {
             "RECENT" => StatusItem::Recent,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "DELETED-STORAGE" => StatusItem::DeletedStorage,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return Err(ParseError::new(format!("unknown STATUS item {item}"))),
         });
         if c.eat(b')') {
@@ -643,32 +656,40 @@ fn list(c: &mut Cursor) -> PResult<Command> {
 fn append(c: &mut Cursor) -> PResult<Command> {
     c.sp()?;
     let mailbox = mailbox(c)?;
-    c.sp()?;
-    let mut flags = Vec::new();
-    let mut date = None;
-    if c.peek() == Some(b'(') {
-        flags = c.flag_list()?;
-        c.sp()?;
+    // RFC 3502: 1*(SP [flag-list SP] [date-time SP] append-data).
+    let mut messages = Vec::new();
+    while c.eat(b' ') {
+        let mut flags = Vec::new();
+        let mut date = None;
+        if c.peek() == Some(b'(') {
+            flags = c.flag_list()?;
+            c.sp()?;
+        }
+        if c.peek() == Some(b'"') {
+            date = Some(c.date_time()?);
+            c.sp()?;
+        }
+        // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")".
+        let utf8 = c.eat_word("UTF8 (");
+
+        if !matches!(c.peek(), Some(b'{') | Some(b'~')) {
+            return Err(c.error("the message as a literal ({size})"));
+        }
+        let message = c.literal()?.to_vec();
+        if utf8 {
+            c.expect(b')', "')' after the UTF8 message")?;
+        }
+        messages.push(AppendMessage {
+            flags,
+            date,
+            message,
+            utf8,
+        });
     }
-    if c.peek() == Some(b'"') {
-        date = Some(c.date_time()?);
-        c.sp()?;
+    if messages.is_empty() {
+        return Err(c.error("a message to append"));
     }
-    if !matches!(c.peek(), Some(b'{') | Some(b'~')) {
-        return Err(c.error("the message as a literal ({size})"));
-    }
-    let message = c.literal()?.to_vec();
-    if c.peek() == Some(b' ') {
-        return Err(ParseError::new(
-            "appending several messages at once (MULTIAPPEND) is not supported",
-        ));
-    }
-    Ok(Command::Append {
-        mailbox,
-        flags,
-        date,
-        message,
-    })
+    Ok(Command::Append { mailbox, messages })
 }
 
 fn search(c: &mut Cursor, uid: bool) -> PResult<Command> {

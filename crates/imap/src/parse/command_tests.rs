@@ -76,16 +76,17 @@ fn rfc_9051_examples() {
     // RFC 9051 §6.3.12 APPEND with a synchronizing literal.
     let append = "A003 APPEND saved-messages (\\Seen) {14}\r\nHello Joe!\r\n\r\n";
     match parse(append) {
-        Command::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        } => {
+        Command::Append { mailbox, messages } => {
             assert_eq!(mailbox, b"saved-messages");
-            assert_eq!(flags, vec!["\\Seen".to_string()]);
-            assert_eq!(date, None);
-            assert_eq!(message, b"Hello Joe!\r\n\r\n");
+            assert_eq!(
+                messages,
+                vec![AppendMessage {
+                    flags: vec!["\\Seen".to_string()],
+                    date: None,
+                    message: b"Hello Joe!\r\n\r\n".to_vec(),
+                    utf8: false,
+                }]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -127,6 +128,39 @@ fn rfc_9051_examples() {
         parse("a APPEND x {3+}\r\nabc\r\n"),
         Command::Append { .. }
     ));
+}
+
+/// RFC 3502 §6's example: two messages in one APPEND; RFC 6855 §4's
+/// UTF8 data item.
+#[test]
+fn multiappend_and_utf8_append() {
+    let two = "A003 APPEND saved-messages (\\Seen) {329}\r\n".to_string()
+        + &"a".repeat(329)
+        + " (\\Seen) \" 7-Feb-1994 22:43:04 -0800\" {295}\r\n"
+        + &"b".repeat(295)
+        + "\r\n";
+    match parse(&two) {
+        Command::Append { mailbox, messages } => {
+            assert_eq!(mailbox, b"saved-messages");
+            assert_eq!(messages.len(), 2);
+            assert_eq!(messages[0].message.len(), 329);
+            assert_eq!(messages[0].date, None);
+            assert_eq!(messages[1].message.len(), 295);
+            assert_eq!(messages[1].date, Some(760_689_784));
+            assert!(messages.iter().all(|m| m.flags == ["\\Seen"] && !m.utf8));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse("a APPEND INBOX UTF8 (~{5}\r\nhi\u{e9}!)\r\n") {
+        Command::Append { messages, .. } => {
+            assert!(messages[0].utf8);
+            assert_eq!(messages[0].message, "hi\u{e9}!".as_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A UTF8 item must be closed, and an APPEND needs a message.
+    assert!(bad("a APPEND INBOX UTF8 (~{2}\r\nhi\r\n").contains("')'"));
+    assert!(bad("a APPEND INBOX\r\n").contains("message"));
 }
 
 /// Found by the imap_command fuzz target: the client's words (an unknown

@@ -49,6 +49,9 @@ pub enum FetchAttr {
     Preview,
     /// SAVEDATE (RFC 8514).
     SaveDate,
+    /// EMAILID and THREADID (RFC 8474 §5).
+    EmailId,
+    ThreadId,
 }
 
 impl FetchAttr {
@@ -134,6 +137,8 @@ fn attr(c: &mut Cursor) -> PResult<FetchAttr> {
         "UID" => FetchAttr::Uid,
         "MODSEQ" => FetchAttr::ModSeq,
         "SAVEDATE" => FetchAttr::SaveDate,
+        "EMAILID" => FetchAttr::EmailId,
+        "THREADID" => FetchAttr::ThreadId,
         "PREVIEW" => {
             // `PREVIEW (LAZY)`; a `(` starting anything else is the FETCH
             // modifiers after a lone PREVIEW.

@@ -8,8 +8,8 @@ mod fetch;
 mod search;
 
 pub use command::{
-    Command, ListReturn, ListSelect, QresyncParams, Request, StatusItem, StoreOp, parse_request,
-    parse_tag,
+    AppendMessage, Command, ListReturn, ListSelect, QresyncParams, Request, StatusItem, StoreOp,
+    parse_request, parse_tag,
 };
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use search::{SearchKey, SearchReturn, SortCriterion, SortKey};

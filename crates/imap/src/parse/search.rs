@@ -46,6 +46,9 @@ pub enum SearchKey {
     SavedSince(i64),
     /// SAVEDATESUPPORTED: every message, as every mailbox keeps save dates.
     SaveDateSupported,
+    /// EMAILID and THREADID (RFC 8474 §6).
+    EmailId(String),
+    ThreadId(String),
     /// OLDER n (RFC 5032): internal date more than n seconds ago.
     Older(u32),
     /// YOUNGER n (RFC 5032): internal date at most n seconds ago.
@@ -324,6 +327,24 @@ fn simple_key(c: &mut Cursor) -> PResult<SearchKey> {
         "SAVEDON" => SearchKey::SavedOn(date(c)?),
         "SAVEDSINCE" => SearchKey::SavedSince(date(c)?),
         "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
+        "EMAILID" | "THREADID" => {
+            c.sp()?;
+            let id = c.atom()?;
+            if id.len() > 255
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(ParseError::new(format!(
+                    "{word} takes an object id (RFC 8474 §3)"
+                )));
+            }
+            if word == "EMAILID" {
+                SearchKey::EmailId(id.to_string())
+            } else {
+                SearchKey::ThreadId(id.to_string())
+            }
+        }
         "OLDER" => {
             c.sp()?;
             SearchKey::Older(c.nz_number()?)
