@@ -320,6 +320,15 @@ impl Session<'_> {
                 mailbox,
                 special_use,
             } => Box::pin(self.create(mailbox, special_use)).await,
+            Command::GetMetadata {
+                mailbox,
+                entries,
+                max_size,
+                depth,
+            } => Box::pin(self.get_metadata(mailbox, entries, *max_size, *depth)).await,
+            Command::SetMetadata { mailbox, entries } => {
+                Box::pin(self.set_metadata(mailbox, entries)).await
+            }
             Command::GetQuota(root) => Box::pin(self.get_quota(root)).await,
             Command::GetQuotaRoot(mailbox) => Box::pin(self.get_quota_root(mailbox)).await,
             Command::SetQuota => Ok(Done::No(
@@ -419,6 +428,7 @@ impl Session<'_> {
              LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY SASL-IR \
              CONDSTORE QRESYNC WITHIN CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE PREVIEW SAVEDATE \
              UNAUTHENTICATE SORT SORT=DISPLAY ESORT MULTIAPPEND UTF8=ACCEPT OBJECTID \
+             METADATA METADATA-SERVER \
              THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.account.is_some() && !self.conn.is_compressed() {

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// A configured bound on an account's mailboxes (IMAP: `NO [LIMIT]`).
     #[error("{what}: at most {limit} allowed")]
     MailboxLimit { what: &'static str, limit: u32 },
+    /// More METADATA entries than an account may keep (IMAP: `NO
+    /// [METADATA TOOMANY]`).
+    #[error("an account keeps at most {limit} metadata entries")]
+    MetadataLimit { limit: u32 },
     #[error("the inbox cannot be deleted")]
     CannotDeleteInbox,
     #[error("message UID {uid} does not exist in mailbox {mailbox}")]

@@ -131,7 +131,7 @@ macro_rules! drop_mailboxes_in {
             tx.lock_messages(&messages).await?;
             for chunk in mailboxes.chunks(500) {
                 let list = crate::id_list(chunk.iter().copied());
-                for table in ["mailbox_messages", "expunged"] {
+                for table in ["mailbox_messages", "expunged", "metadata"] {
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DELETE FROM {table} WHERE mailbox_id IN ({list})"
                     )))

@@ -10,6 +10,7 @@
 //! | LIST, LSUB | `list.rs` |
 //! | STATUS | `status.rs` |
 //! | GETQUOTA, GETQUOTAROOT (SETQUOTA is refused) | `quota.rs` |
+//! | GETMETADATA, SETMETADATA | `metadata.rs` |
 //! | APPEND | `append.rs` |
 //! | IDLE | `idle.rs` |
 //! | FETCH | `fetch.rs` |
@@ -30,6 +31,7 @@ pub(crate) mod fetch;
 mod idle;
 pub(crate) mod list;
 mod mailbox;
+mod metadata;
 mod quota;
 pub(crate) mod search;
 pub(crate) mod select;

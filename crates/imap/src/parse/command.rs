@@ -91,6 +91,18 @@ pub enum Command {
     StartTls,
     /// COMPRESS (RFC 4978) with the mechanism named, upper-cased.
     Compress(String),
+    /// GETMETADATA (RFC 5464 §4.2); entry names as sent.
+    GetMetadata {
+        mailbox: Vec<u8>,
+        entries: Vec<Vec<u8>>,
+        max_size: Option<u32>,
+        depth: super::MetadataDepth,
+    },
+    /// SETMETADATA (RFC 5464 §4.3); `None` removes the entry.
+    SetMetadata {
+        mailbox: Vec<u8>,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    },
     Authenticate {
         mechanism: String,
         /// SASL-IR initial response (base64, `=` for empty).
@@ -222,6 +234,8 @@ impl Command {
             Command::Logout => "LOGOUT",
             Command::StartTls => "STARTTLS",
             Command::Compress(_) => "COMPRESS",
+            Command::GetMetadata { .. } => "GETMETADATA",
+            Command::SetMetadata { .. } => "SETMETADATA",
             Command::Authenticate { .. } => "AUTHENTICATE",
             Command::Login { .. } => "LOGIN",
             Command::Enable(_) => "ENABLE",
@@ -318,6 +332,8 @@ fn command(c: &mut Cursor) -> PResult<Command> {
         "CLOSE" => Command::Close,
         "UNSELECT" => Command::Unselect,
         "EXPUNGE" => Command::Expunge { uids: None },
+        "GETMETADATA" => super::metadata::getmetadata(c)?,
+        "SETMETADATA" => super::metadata::setmetadata(c)?,
         "COMPRESS" => {
             c.sp()?;
             Command::Compress(c.atom()?.to_ascii_uppercase())

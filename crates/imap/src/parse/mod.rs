@@ -5,6 +5,7 @@
 
 mod command;
 mod fetch;
+mod metadata;
 mod search;
 
 pub use command::{
@@ -12,6 +13,7 @@ pub use command::{
     parse_request, parse_tag,
 };
 pub use fetch::{FetchAttr, Section, SectionText};
+pub use metadata::{MAX_ENTRY_NAME, MetadataDepth};
 pub use search::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use crate::sequence::{MAX_RANGES, SeqBound, SequenceSet};
@@ -274,7 +276,7 @@ impl<'a> Cursor<'a> {
     /// True when a literal starts here: `{`, or literal8's `~{`. A `~`
     /// not followed by `{` is an ordinary atom character (`~foo` is a
     /// mailbox name).
-    fn at_literal(&self) -> bool {
+    pub(crate) fn at_literal(&self) -> bool {
         matches!(self.rest(), [b'{', ..] | [b'~', b'{', ..])
     }
 
