@@ -212,3 +212,83 @@ async fn utf8_accept_speaks_utf8_names_and_messages() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn catenate_builds_a_message_from_stored_parts() {
+    for backend in backends() {
+        let ts = TestServer::start(backend).await;
+        ts.add_account(ALICE, PASSWORD).await;
+        let mut c = login(&ts, ALICE, PASSWORD).await;
+        let lines = command(&mut c, "a CAPABILITY").await;
+        assert!(has(&lines, " CATENATE"), "{lines:?}");
+        let draft = "From: alice@example.test\r\nSubject: report\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee the figures.\r\n--b1\r\nContent-Type: text/csv\r\n\r\nq1,q2\r\n1,2\r\n--b1--\r\n";
+        assert!(
+            multiappend(&mut c, "b", "Drafts", &[("", draft)])
+                .await
+                .starts_with("b OK")
+        );
+        let lines = command(&mut c, "c STATUS Drafts (UIDVALIDITY)").await;
+        let validity: u32 = lines[0]
+            .split("UIDVALIDITY ")
+            .nth(1)
+            .and_then(|v| v.trim_end().trim_end_matches(')').parse().ok())
+            .unwrap();
+
+        // The header and the text again: the same message, byte for byte.
+        let lines = command(
+            &mut c,
+            &format!(
+                "d APPEND Drafts (\\Draft) CATENATE (URL \"/Drafts;UIDVALIDITY={validity}/;UID=1/;SECTION=HEADER\" URL \"imap://alice@localhost/Drafts/;UID=1/;SECTION=TEXT\")"
+            ),
+        )
+        .await;
+        assert!(last(&lines).starts_with("d OK [APPENDUID "), "{lines:?}");
+        // RFC 4469 §5's way: a new header, text of one's own, a stored
+        // part with its MIME header, and a PARTIAL.
+        let header = "From: alice@example.test\r\nSubject: forwarded figures\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n--b2\r\n";
+        let lines = command(
+            &mut c,
+            &format!(
+                "e APPEND Drafts CATENATE (TEXT {{{}+}}\r\n{header} URL \"/Drafts/;UID=1/;SECTION=2.MIME\" URL \"/Drafts/;UID=1/;SECTION=2\" TEXT {{10+}}\r\n\r\n--b2--\r\n URL \"/Drafts/;UID=1/;SECTION=1/;PARTIAL=0.3\")",
+                header.len()
+            ),
+        )
+        .await;
+        assert!(last(&lines).starts_with("e OK"), "{lines:?}");
+
+        ok(&command(&mut c, "f SELECT Drafts").await, "f");
+        let lines = command(&mut c, "g FETCH 2 BODY.PEEK[]").await;
+        assert_eq!(lines[1..lines.len() - 2].concat(), draft, "{lines:?}");
+        let lines = command(&mut c, "h FETCH 3 (BODY.PEEK[] BODY.PEEK[1])").await;
+        let whole = lines.concat();
+        assert!(
+            whole.contains("Content-Type: text/csv\r\n\r\nq1,q2\r\n1,2\r\n--b2--\r\nSee"),
+            "{lines:?}"
+        );
+        assert!(has(&lines, "BODY[1] {10}"), "{lines:?}");
+
+        // A URL naming nothing stored: NO [BADURL], nothing appended.
+        for (tag, url) in [
+            ("i", "/Drafts/;UID=99".to_string()),
+            ("j", format!("/Drafts;UIDVALIDITY={}/;UID=1", validity + 1)),
+            ("k", "/Nowhere/;UID=1".to_string()),
+            ("l", "/Drafts/;UID=1/;SECTION=9".to_string()),
+            ("m", "not a url".to_string()),
+        ] {
+            let lines = command(
+                &mut c,
+                &format!("{tag} APPEND Drafts CATENATE (TEXT {{4+}}\r\nhi\r\n URL \"{url}\")"),
+            )
+            .await;
+            assert!(
+                last(&lines).starts_with(&format!("{tag} NO [BADURL ")),
+                "{lines:?}"
+            );
+        }
+        assert_eq!(
+            status_messages(&mut c, "Drafts").await,
+            "* STATUS \"Drafts\" (MESSAGES 3)"
+        );
+        ts.stop().await;
+    }
+}

@@ -11,6 +11,7 @@ mod encode;
 mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod imap_url;
 pub mod mutf7;
 mod objectid;
 pub mod parse;

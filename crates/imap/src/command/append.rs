@@ -1,9 +1,11 @@
 //! APPEND (RFC 9051 §6.3.12) of one message or several (MULTIAPPEND, RFC
-//! 3502), with APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889) and the UTF8
-//! data item of UTF8=ACCEPT (RFC 6855 §4).
+//! 3502), with APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889), the UTF8
+//! data item of UTF8=ACCEPT (RFC 6855 §4) and CATENATE (RFC 4469).
 
+use crate::command::fetch::section_bytes;
 use crate::command::to_flags;
-use crate::parse::AppendMessage;
+use crate::imap_url;
+use crate::parse::{AppendMessage, CatPart};
 use crate::sequence;
 use crate::session::{Done, Session};
 use pillarbox_store::{NewMessage, Result, Target};
@@ -36,12 +38,22 @@ impl Session<'_> {
             } else {
                 "Message".to_string()
             };
-            if m.message.is_empty() {
+            let built;
+            let message: &[u8] = if m.catenate.is_empty() {
+                &m.message
+            } else {
+                built = match self.catenate(&m.catenate).await? {
+                    Ok(bytes) => bytes,
+                    Err(done) => return Ok(done),
+                };
+                &built
+            };
+            if message.is_empty() {
                 return Ok(Done::No(format!(
                     "[CANNOT] {which} is empty: an empty message cannot be appended"
                 )));
             }
-            if m.message.len() as u64 > self.server.config.append_limit {
+            if message.len() as u64 > self.server.config.append_limit {
                 return Ok(Done::No(format!(
                     "[TOOBIG] {which} is larger than the APPENDLIMIT of {} octets",
                     self.server.config.append_limit
@@ -52,7 +64,7 @@ impl Session<'_> {
                 Err(done) => return Ok(done),
             };
             let new = NewMessage {
-                raw: bytes::Bytes::copy_from_slice(&m.message),
+                raw: bytes::Bytes::copy_from_slice(message),
                 trace_headers: Vec::new(),
                 internal_date: m.date,
             };
@@ -82,5 +94,80 @@ impl Session<'_> {
             mailbox.uid_validity,
             sequence::in_order(&uids)
         )))
+    }
+
+    /// The message a CATENATE describes: its TEXT parts as sent, its URL
+    /// parts read from this account's mailboxes (RFC 4469 §3). A URL that
+    /// names nothing stored is `NO [BADURL …]`; a message growing past the
+    /// APPENDLIMIT on the way is `NO [TOOBIG]`.
+    async fn catenate(&self, parts: &[CatPart]) -> Result<std::result::Result<Vec<u8>, Done>> {
+        let limit = self.server.config.append_limit;
+        let mut out = Vec::new();
+        for part in parts {
+            let piece = match part {
+                CatPart::Text(text) => text.clone(),
+                CatPart::Url(url) => match self.url_bytes(url).await? {
+                    Some(bytes) => bytes,
+                    None => {
+                        // url-resp-text holds no ']' (RFC 4469 §6).
+                        let shown: String = url.chars().filter(|c| *c != ']').take(200).collect();
+                        return Ok(Err(Done::No(format!(
+                            "[BADURL {shown}] The URL names no message or part stored in this account"
+                        ))));
+                    }
+                },
+            };
+            if (out.len() + piece.len()) as u64 > limit {
+                return Ok(Err(Done::No(format!(
+                    "[TOOBIG] The message would be larger than the APPENDLIMIT of {limit} octets"
+                ))));
+            }
+            out.extend_from_slice(&piece);
+        }
+        Ok(Ok(out))
+    }
+
+    /// The octets an IMAP URL names in this account, if it names any.
+    async fn url_bytes(&self, url: &str) -> Result<Option<Vec<u8>>> {
+        let Some(url) = imap_url::parse(url) else {
+            return Ok(None);
+        };
+        let store = &self.server.store;
+        let Some(mailbox) = store.mailbox(self.account_id(), &url.mailbox).await? else {
+            return Ok(None);
+        };
+        if url
+            .uid_validity
+            .is_some_and(|v| v != mailbox.uid_validity.0)
+        {
+            return Ok(None);
+        }
+        let Some(entry) = store
+            .message(mailbox.id, pillarbox_store::Uid(url.uid))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(bytes) = store.message_bytes(entry.message).await else {
+            return Ok(None);
+        };
+        let mut data = match &url.section {
+            None => bytes.to_vec(),
+            Some(section) => {
+                let Ok(meta) = store.message_meta(entry.message).await else {
+                    return Ok(None);
+                };
+                match section_bytes(&bytes, &meta, section) {
+                    Some(data) => data,
+                    None => return Ok(None),
+                }
+            }
+        };
+        if let Some((offset, length)) = url.partial {
+            let start = (offset as usize).min(data.len());
+            let end = length.map_or(data.len(), |l| (start + l as usize).min(data.len()));
+            data = data[start..end].to_vec();
+        }
+        Ok(Some(data))
     }
 }

@@ -31,6 +31,9 @@ pub enum StatusItem {
     MailboxId,
 }
 
+/// Parts in one CATENATE, at most.
+pub const MAX_CATENATE_PARTS: usize = 64;
+
 /// Patterns in one LIST (RFC 5258 allows several), at most.
 pub const MAX_LIST_PATTERNS: usize = 64;
 
@@ -71,6 +74,17 @@ pub struct AppendMessage {
     /// Sent as `UTF8 (~{n}…)` (RFC 6855 §4): a message whose header may
     /// hold UTF-8 (RFC 6532).
     pub utf8: bool,
+    /// CATENATE (RFC 4469): the message is made of these parts (and
+    /// `message` is empty).
+    pub catenate: Vec<CatPart>,
+}
+
+/// One part of a CATENATE: text sent with the command, or an IMAP URL
+/// naming a message or part already stored (RFC 4469 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
 }
 
 /// How STORE combines flags.
@@ -685,6 +699,38 @@ fn append(c: &mut Cursor) -> PResult<Command> {
             date = Some(c.date_time()?);
             c.sp()?;
         }
+        // RFC 4469 §5: append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")".
+        if c.eat_word("CATENATE (") {
+            let mut parts = Vec::new();
+            loop {
+                if c.eat_word("TEXT ") {
+                    parts.push(CatPart::Text(c.literal()?.to_vec()));
+                } else if c.eat_word("URL ") {
+                    let url = String::from_utf8(c.astring()?)
+                        .map_err(|_| ParseError::new("a CATENATE URL is ASCII"))?;
+                    parts.push(CatPart::Url(url));
+                } else {
+                    return Err(c.error("TEXT literal or URL url in CATENATE"));
+                }
+                if c.eat(b')') {
+                    break;
+                }
+                c.sp()?;
+                if parts.len() >= MAX_CATENATE_PARTS {
+                    return Err(ParseError::new(format!(
+                        "a CATENATE has at most {MAX_CATENATE_PARTS} parts"
+                    )));
+                }
+            }
+            messages.push(AppendMessage {
+                flags,
+                date,
+                message: Vec::new(),
+                utf8: false,
+                catenate: parts,
+            });
+            continue;
+        }
         // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")".
         let utf8 = c.eat_word("UTF8 (");
 
@@ -700,6 +746,7 @@ fn append(c: &mut Cursor) -> PResult<Command> {
             date,
             message,
             utf8,
+            catenate: Vec::new(),
         });
     }
     if messages.is_empty() {

@@ -85,6 +85,7 @@ fn rfc_9051_examples() {
                     date: None,
                     message: b"Hello Joe!\r\n\r\n".to_vec(),
                     utf8: false,
+                    catenate: Vec::new(),
                 }]
             );
         }
@@ -158,6 +159,20 @@ fn multiappend_and_utf8_append() {
         }
         other => panic!("{other:?}"),
     }
+    // RFC 4469 §5's example, with a second URL form.
+    match parse(
+        "A003 APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=HEADER\" TEXT {42+}\r\n\r\n--------------030308070208000400050907\r\n URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME\")\r\n",
+    ) {
+        Command::Append { messages, .. } => {
+            let parts = &messages[0].catenate;
+            assert_eq!(parts.len(), 3);
+            assert!(matches!(&parts[1], CatPart::Text(t) if t.len() == 42));
+            assert!(matches!(&parts[2], CatPart::Url(u) if u.ends_with("SECTION=1.MIME")));
+            assert!(messages[0].message.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(bad("a APPEND INBOX CATENATE (BOGUS x)\r\n").contains("CATENATE"));
     // A UTF8 item must be closed, and an APPEND needs a message.
     assert!(bad("a APPEND INBOX UTF8 (~{2}\r\nhi\r\n").contains("')'"));
     assert!(bad("a APPEND INBOX\r\n").contains("message"));

@@ -210,6 +210,14 @@ fn binary_part(c: &mut Cursor) -> PResult<Vec<u32>> {
     Ok(part)
 }
 
+/// A section specification alone (`[1.2.MIME]`), as an IMAP URL's
+/// `;SECTION=` holds one; `None` unless it is exactly one.
+pub(crate) fn section_spec(text: &str) -> Option<Section> {
+    let mut c = Cursor::new(text.as_bytes());
+    let section = section(&mut c).ok()?;
+    c.at_end().then_some(section)
+}
+
 fn section(c: &mut Cursor) -> PResult<Section> {
     c.expect(b'[', "'['")?;
     let part = part_numbers(c)?;

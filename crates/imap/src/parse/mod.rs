@@ -9,9 +9,10 @@ mod metadata;
 mod search;
 
 pub use command::{
-    AppendMessage, Command, ListReturn, ListSelect, QresyncParams, Request, StatusItem, StoreOp,
-    parse_request, parse_tag,
+    AppendMessage, CatPart, Command, ListReturn, ListSelect, QresyncParams, Request, StatusItem,
+    StoreOp, parse_request, parse_tag,
 };
+pub(crate) use fetch::section_spec;
 pub use fetch::{FetchAttr, Section, SectionText};
 pub use metadata::{MAX_ENTRY_NAME, MetadataDepth};
 pub use search::{SearchKey, SearchReturn, SortCriterion, SortKey};
