@@ -26,6 +26,11 @@ pub fn last(lines: &[String]) -> &str {
     lines.last().map(String::as_str).unwrap_or_default()
 }
 
+/// Asserts that the answer ended in `tag OK`.
+pub fn ok(lines: &[String], tag: &str) {
+    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
+}
+
 /// True when some line contains `text`.
 pub fn has(lines: &[String], text: &str) -> bool {
     lines.iter().any(|l| l.contains(text))

@@ -5,15 +5,11 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use pillarbox_directory::AccountUpdate;
-use pillarbox_tests::imap::{command, has, last, login};
+use pillarbox_tests::imap::{command, has, last, login, ok};
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "append pass";
-
-fn ok(lines: &[String], tag: &str) {
-    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-}
 
 async fn status_messages(c: &mut LineClient, mailbox: &str) -> String {
     let lines = command(c, &format!("s STATUS {mailbox} (MESSAGES)")).await;

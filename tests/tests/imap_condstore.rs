@@ -5,15 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use pillarbox_tests::imap::{append, command, has, last, login};
+use pillarbox_tests::imap::{append, command, has, last, login, ok};
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "condstore pass";
-
-fn ok(lines: &[String], tag: &str) {
-    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-}
 
 /// The number in `MODSEQ (n)` of the FETCH line for message `seq`.
 fn modseq_of(lines: &[String], seq: u32) -> u64 {

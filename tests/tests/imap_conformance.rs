@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use pillarbox_tests::imap::{command, has, last, login};
+use pillarbox_tests::imap::{command, has, last, login, ok};
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
@@ -18,10 +18,6 @@ fn listed<'a>(lines: &'a [String], kind: &str, name: &str) -> Option<&'a str> {
                 .iter()
                 .any(|n| l.ends_with(n.as_str()) || l.contains(&format!("{n} (")))
     })
-}
-
-fn ok(lines: &[String], tag: &str) {
-    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
 }
 
 #[tokio::test]

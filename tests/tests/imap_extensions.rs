@@ -5,15 +5,11 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use pillarbox_directory::AccountUpdate;
-use pillarbox_tests::imap::{append, command, has, last, login};
+use pillarbox_tests::imap::{append, command, has, last, login, ok};
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "extensions pass";
-
-fn ok(lines: &[String], tag: &str) {
-    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-}
 
 /// A server with alice logged in over TLS, once her CAPABILITY answer
 /// has been checked to name each of `capabilities`.

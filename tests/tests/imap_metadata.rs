@@ -4,15 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use pillarbox_tests::imap::{command, has, last, login};
+use pillarbox_tests::imap::{command, has, last, login, ok};
 use pillarbox_tests::{LineClient, TestServer, backends};
 
 const ALICE: &str = "alice@example.test";
 const PASSWORD: &str = "metadata pass";
-
-fn ok(lines: &[String], tag: &str) {
-    assert!(last(lines).starts_with(&format!("{tag} OK")), "{lines:?}");
-}
 
 /// The untagged METADATA lines of an answer, joined.
 fn metadata(lines: &[String]) -> String {
