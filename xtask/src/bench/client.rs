@@ -30,7 +30,28 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
-        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        Client::connect_from(addr, None).await
+    }
+
+    /// Connects from a chosen loopback source address (127.0.0.2 …): a
+    /// login storm spread over many addresses, as many users' devices
+    /// are, rather than one address the server's per-address login
+    /// throttle holds back.
+    pub async fn connect_from(
+        addr: SocketAddr,
+        source: Option<std::net::Ipv4Addr>,
+    ) -> anyhow::Result<Client> {
+        let connect = async {
+            match source {
+                Some(source) => {
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.bind(SocketAddr::new(source.into(), 0))?;
+                    socket.connect(addr).await
+                }
+                None => TcpStream::connect(addr).await,
+            }
+        };
+        let tcp = tokio::time::timeout(TIMEOUT, connect)
             .await
             .context("connect timed out")?
             .with_context(|| format!("cannot connect to {addr}"))?;

@@ -315,7 +315,17 @@ async fn imap_login_within(
     user: &str,
     patience: Option<Duration>,
 ) -> anyhow::Result<Client> {
-    let mut c = Client::connect(t.imap).await?;
+    imap_login_from(t, user, patience, None).await
+}
+
+/// As [`imap_login_within`], from a chosen loopback source address.
+async fn imap_login_from(
+    t: &Targets,
+    user: &str,
+    patience: Option<Duration>,
+    source: Option<std::net::Ipv4Addr>,
+) -> anyhow::Result<Client> {
+    let mut c = Client::connect_from(t.imap, source).await?;
     let usual = c.timeout;
     if let Some(patience) = patience {
         c.timeout = patience;
@@ -435,9 +445,15 @@ pub async fn idle_fanout(
         let (t, ready) = (t.clone(), ready_tx.clone());
         tasks.spawn(async move {
             let reached = async {
-                let mut c =
-                    imap_login_within(&t, "user0@example.test", Some(Duration::from_secs(900)))
-                        .await?;
+                // 250 loopback addresses, a few clients each.
+                let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (n % 250) as u8);
+                let mut c = imap_login_from(
+                    &t,
+                    "user0@example.test",
+                    Some(Duration::from_secs(900)),
+                    Some(source),
+                )
+                .await?;
                 if compress {
                     c = c.compress().await?;
                 }
