@@ -63,6 +63,17 @@ impl RssBound {
     }
 }
 
+/// Holds the measuring turn for a whole test, server start included: the
+/// tests of a binary that measure resident memory then run one at a time,
+/// and no other test's allocations land in a measurement. `RssBound`s made
+/// while it is held measure without waiting.
+pub fn alone() -> Alone {
+    Alone(RssBound::new(0))
+}
+
+/// See [`alone`].
+pub struct Alone(#[allow(dead_code)] RssBound);
+
 impl Drop for RssBound {
     fn drop(&mut self) {
         if self.turn.take().is_some() {

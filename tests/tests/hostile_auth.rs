@@ -160,6 +160,7 @@ async fn guess(ts: &Arc<TestServer>, source: IpAddr, connections: usize, seconds
 
 #[tokio::test]
 async fn parallel_connections_from_one_ip_guess_no_faster_than_one() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = Arc::new(TestServer::start_with(Backend::Sqlite, plaintext).await);
     ts.add_account("alice@example.test", PASSWORD).await;
@@ -190,6 +191,7 @@ async fn parallel_connections_from_one_ip_guess_no_faster_than_one() {
 
 #[tokio::test]
 async fn success_for_one_account_does_not_clear_anothers_failures() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start_with(Backend::Sqlite, |c| {
         plaintext(c);
@@ -226,6 +228,7 @@ async fn success_for_one_account_does_not_clear_anothers_failures() {
 
 #[tokio::test]
 async fn lockout_refuses_every_protocol_alike_then_expires() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     for backend in backends() {
         let ts = TestServer::start_with(backend, |c| {
@@ -282,6 +285,7 @@ async fn lockout_refuses_every_protocol_alike_then_expires() {
 
 #[tokio::test]
 async fn unknown_and_known_accounts_get_identical_answers() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start_with(Backend::Sqlite, plaintext).await;
     ts.add_account("dave@example.test", PASSWORD).await;
@@ -331,6 +335,7 @@ async fn unknown_and_known_accounts_get_identical_answers() {
 
 #[tokio::test]
 async fn lab_http_basic_logins_count_in_the_same_throttle() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start_with(Backend::Sqlite, |c| {
         plaintext(c);

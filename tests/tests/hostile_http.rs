@@ -74,6 +74,7 @@ async fn still_serves(ts: &TestServer, source: IpAddr) {
 
 #[tokio::test]
 async fn lab_basic_auth_guessing_is_throttled_per_ip() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = Arc::new(server().await);
     let before = store_snapshot(&ts, &[ALICE]).await;
@@ -120,6 +121,7 @@ async fn lab_basic_auth_guessing_is_throttled_per_ip() {
 
 #[tokio::test]
 async fn oversize_credentials_and_headers_are_refused() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = server().await;
     let before = store_snapshot(&ts, &[ALICE]).await;
@@ -179,6 +181,7 @@ async fn oversize_credentials_and_headers_are_refused() {
 
 #[tokio::test]
 async fn headers_trickled_a_byte_at_a_time_are_cut_off_at_the_deadline() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = server().await;
     let rss = RssBound::new(32);

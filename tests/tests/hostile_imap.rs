@@ -110,6 +110,7 @@ async fn read_all(stream: &mut tokio::net::TcpStream, quiet: Duration) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_with_60000_stars_answers_and_others_are_unaffected() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let mut bystander = imaps(&ts).await;
@@ -141,6 +142,7 @@ async fn list_with_60000_stars_answers_and_others_are_unaffected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_literal_before_login_is_refused_before_it_is_read() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(32);
@@ -187,6 +189,7 @@ async fn append_literal_before_login_is_refused_before_it_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_literals_in_one_command_are_refused() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(32);
@@ -249,6 +252,7 @@ async fn many_literals_in_one_command_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_with_thousands_of_keys_works() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(64);
@@ -313,6 +317,7 @@ async fn search_with_thousands_of_keys_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_sequence_sets_are_not_expanded() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(32);
@@ -430,6 +435,7 @@ async fn deliver(ts: &TestServer, message: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_mime_from_anyone_is_delivered_and_fetchable() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, _) = server(backend).await;
         // Delivery of the 10,000 nested messages is what takes memory: it
@@ -493,6 +499,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_errors_never_reach_the_client() {
+    let _alone = pillarbox_tests::hostile::alone();
     // Message bytes are files with SQLite: remove them to make the store fail.
     let (ts, _) = server(pillarbox_tests::Backend::Sqlite).await;
     // Messages up to 128 KiB are kept in the database; this one is a file.
@@ -533,6 +540,7 @@ async fn internal_errors_never_reach_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_commands_end_in_bye_and_disconnect() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(16);
@@ -562,6 +570,7 @@ async fn garbage_commands_end_in_bye_and_disconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_before_login_is_cut_off() {
+    let _alone = pillarbox_tests::hostile::alone();
     let (ts, before) = server_with(pillarbox_tests::Backend::Sqlite, |config| {
         config.listener.get_mut("imap").unwrap().login_timeout_secs = Some(2);
     })
@@ -602,6 +611,7 @@ async fn a_client_trickling_before_login_is_cut_off() {
 /// the session and the server go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_over_the_server_memory_budget_is_refused_before_it_is_read() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server_with(backend, |c| c.limits.memory_budget_mib = 1).await;
         let mut c = imaps(&ts).await;
@@ -621,6 +631,7 @@ async fn append_over_the_server_memory_budget_is_refused_before_it_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticate_response_before_login_is_bounded_like_a_command() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let (ts, before) = server(backend).await;
         let bound = RssBound::new(16);
@@ -660,6 +671,7 @@ async fn authenticate_response_before_login_is_bounded_like_a_command() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailboxes_are_capped_in_number_and_depth() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         // alice has the six standard folders, Work and Work/Projects:
         // eight of eleven.

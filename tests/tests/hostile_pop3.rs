@@ -100,6 +100,7 @@ async fn still_serves(ts: &TestServer, before: &str, source: IpAddr) {
 
 #[tokio::test]
 async fn long_lines_are_refused_without_buffering_them() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     for backend in backends() {
         let ts = server(backend, |_| {}).await;
@@ -130,6 +131,7 @@ async fn long_lines_are_refused_without_buffering_them() {
 
 #[tokio::test]
 async fn garbage_and_commands_in_the_wrong_state_get_errors() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     for backend in backends() {
         let ts = server(backend, |_| {}).await;
@@ -182,6 +184,7 @@ async fn garbage_and_commands_in_the_wrong_state_get_errors() {
 
 #[tokio::test]
 async fn guessing_through_user_pass_is_throttled_per_ip() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = Arc::new(server(Backend::Sqlite, |_| {}).await);
     let before = store_snapshot(&ts, &[ALICE]).await;
@@ -237,6 +240,7 @@ async fn guessing_through_user_pass_is_throttled_per_ip() {
 
 #[tokio::test]
 async fn a_session_ends_after_too_many_bad_commands() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     for backend in backends() {
         let ts = server(backend, |c| {
@@ -290,6 +294,7 @@ async fn a_session_ends_after_too_many_bad_commands() {
 
 #[tokio::test]
 async fn a_client_trickling_bytes_before_login_is_cut_off_at_the_login_deadline() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _serial = ONE_AT_A_TIME.lock().await;
     let ts = server(Backend::Sqlite, |c| {
         if let Some(pop3) = c.listener.get_mut("pop3") {
@@ -322,6 +327,7 @@ async fn a_client_trickling_bytes_before_login_is_cut_off_at_the_login_deadline(
 
 #[tokio::test]
 async fn a_server_side_failure_is_answered_with_a_reference_not_its_text() {
+    let _alone = pillarbox_tests::hostile::alone();
     let _one = ONE_AT_A_TIME.lock().await;
     // With SQLite, messages over 128 KiB are files: removing the file makes
     // reading the message fail inside the server.

@@ -94,6 +94,7 @@ async fn serves_a_normal_submission(ts: &TestServer, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_long_line_ending_in_bare_lf_cannot_smuggle_a_second_message() {
+    let _alone = pillarbox_tests::hostile::alone();
     for ts in start().await {
         let alice = store_snapshot(&ts, &["alice@example.test"]).await;
         let bound = RssBound::new(64);
@@ -133,6 +134,7 @@ async fn smtp_long_line_ending_in_bare_lf_cannot_smuggle_a_second_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_legitimate_message_with_one_long_line_is_accepted_intact() {
+    let _alone = pillarbox_tests::hostile::alone();
     for ts in start().await {
         let bound = RssBound::new(64);
         let mut c = mx_to_bob(&ts).await;
@@ -160,6 +162,7 @@ async fn smtp_legitimate_message_with_one_long_line_is_accepted_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_bdat_without_transaction_is_discarded_as_it_streams() {
+    let _alone = pillarbox_tests::hostile::alone();
     for ts in start().await {
         let stored = store_snapshot(&ts, &["alice@example.test", "bob@example.test"]).await;
         // 128 MiB: what four connections streaming at once leave in the
@@ -212,6 +215,7 @@ async fn smtp_bdat_without_transaction_is_discarded_as_it_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_bdat_over_the_message_size_limit_is_refused_and_resets() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let ts = start_one(backend, |config| config.smtp.max_message_size = 100_000).await;
         let stored = store_snapshot(&ts, &["alice@example.test", "bob@example.test"]).await;
@@ -254,6 +258,7 @@ async fn smtp_bdat_over_the_message_size_limit_is_refused_and_resets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_ehlo_helo_and_rset_drop_pending_bdat_chunks() {
+    let _alone = pillarbox_tests::hostile::alone();
     for ts in start().await {
         for reset in ["EHLO again.remote.test", "HELO again.remote.test", "RSET"] {
             let mut c = mx_to_bob(&ts).await;
@@ -287,6 +292,7 @@ async fn smtp_ehlo_helo_and_rset_drop_pending_bdat_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_client_sending_only_garbage_gets_421_after_max_errors() {
+    let _alone = pillarbox_tests::hostile::alone();
     for ts in start().await {
         let stored = store_snapshot(&ts, &["alice@example.test", "bob@example.test"]).await;
         let bound = RssBound::new(16);
@@ -331,6 +337,7 @@ async fn smtp_client_sending_only_garbage_gets_421_after_max_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_client_trickling_a_command_is_cut_off_at_the_command_deadline() {
+    let _alone = pillarbox_tests::hostile::alone();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for backend in backends() {
         let ts = start_one(backend, |config| {
@@ -376,6 +383,7 @@ async fn smtp_client_trickling_a_command_is_cut_off_at_the_command_deadline() {
 /// again for the next message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_message_over_the_server_memory_budget_gets_a_temporary_error() {
+    let _alone = pillarbox_tests::hostile::alone();
     for backend in backends() {
         let ts = start_one(backend, |c| c.limits.memory_budget_mib = 1).await;
         let bob = store_snapshot(&ts, &["bob@example.test"]).await;
@@ -412,6 +420,7 @@ async fn smtp_message_over_the_server_memory_budget_gets_a_temporary_error() {
 /// NUL bytes: it is accepted within a memory bound and stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_message_of_broken_nested_mime_is_parsed_within_bounds() {
+    let _alone = pillarbox_tests::hostile::alone();
     let raw = include_bytes!("../../crates/store/testdata/nested-rfc822-blowup.eml");
     for ts in start().await {
         let bound = RssBound::new(64);
