@@ -22,9 +22,6 @@ use std::io;
 /// The most plaintext one [`Deflate::inflate`] call produces.
 pub const INFLATE_STEP: usize = 16 * 1024;
 
-/// How much plaintext is compressed per step when writing.
-const DEFLATE_STEP: usize = 64 * 1024;
-
 /// Both directions of a compressed connection.
 pub struct Deflate {
     inflate: Decompress,
@@ -134,29 +131,20 @@ impl Deflate {
             .deflate
             .get_or_insert_with(|| Box::new(Compress::new(Compression::default(), false)));
         let before = out.len();
-        let steps = plain.chunks(DEFLATE_STEP);
-        let count = steps.len();
-        for (i, step) in steps.enumerate() {
-            let flush = if i + 1 == count {
-                FlushCompress::Sync
-            } else {
-                FlushCompress::None
-            };
-            let mut input = step;
-            loop {
-                if out.capacity() - out.len() < 1024 {
-                    out.reserve(step.len() / 2 + 1024);
-                }
-                let in_before = compress.total_in();
-                compress
-                    .compress_vec(input, out, flush)
-                    .map_err(io::Error::other)?;
-                input = &input[(compress.total_in() - in_before) as usize..];
-                // Done once all input is taken and the output had room
-                // left (zlib's rule for a complete flush).
-                if input.is_empty() && out.len() < out.capacity() {
-                    break;
-                }
+        let mut input = plain;
+        loop {
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(input.len() / 2 + 1024);
+            }
+            let in_before = compress.total_in();
+            compress
+                .compress_vec(input, out, FlushCompress::Sync)
+                .map_err(io::Error::other)?;
+            input = &input[(compress.total_in() - in_before) as usize..];
+            // Done once all input is taken and the output had room left
+            // (zlib's rule for a complete flush).
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
             }
         }
         if plain.is_empty() {

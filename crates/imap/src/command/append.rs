@@ -2,7 +2,7 @@
 //! 3502), with APPENDUID (RFC 4315), APPENDLIMIT (RFC 7889), the UTF8
 //! data item of UTF8=ACCEPT (RFC 6855 §4) and CATENATE (RFC 4469).
 
-use crate::command::fetch::section_bytes;
+use crate::command::fetch::{section_bytes, slice};
 use crate::command::to_flags;
 use crate::imap_url;
 use crate::parse::{AppendMessage, CatPart};
@@ -164,9 +164,9 @@ impl Session<'_> {
             }
         };
         if let Some((offset, length)) = url.partial {
-            let start = (offset as usize).min(data.len());
-            let end = length.map_or(data.len(), |l| (start + l as usize).min(data.len()));
-            data = data[start..end].to_vec();
+            let start = offset as usize;
+            let end = length.map_or(usize::MAX, |l| start.saturating_add(l as usize));
+            data = slice(&data, start, end).to_vec();
         }
         Ok(Some(data))
     }

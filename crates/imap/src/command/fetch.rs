@@ -387,7 +387,7 @@ async fn gone(
     }
 }
 
-fn slice(bytes: &[u8], start: usize, end: usize) -> &[u8] {
+pub(crate) fn slice(bytes: &[u8], start: usize, end: usize) -> &[u8] {
     let end = end.min(bytes.len());
     let start = start.min(end);
     &bytes[start..end]

@@ -22,45 +22,37 @@ struct Loaded {
     fields: Option<String>,
 }
 
+/// Calls `f` on every key of the tree that is not AND, OR or NOT (the
+/// parser bounds the tree's depth).
+fn for_each_leaf<'k>(key: &'k SearchKey, f: &mut impl FnMut(&'k SearchKey)) {
+    match key {
+        SearchKey::And(keys) | SearchKey::Or(keys) => keys.iter().for_each(|k| for_each_leaf(k, f)),
+        SearchKey::Not(k) => for_each_leaf(k, f),
+        leaf => f(leaf),
+    }
+}
+
 /// Which stored texts a key reads.
 fn needs_text(key: &SearchKey) -> TextColumns {
-    let either = |a: TextColumns, b: TextColumns| TextColumns {
-        header: a.header || b.header,
-        body: a.body || b.body,
-        fields: a.fields || b.fields,
-    };
-    match key {
+    let mut need = TextColumns::default();
+    for_each_leaf(key, &mut |leaf| match leaf {
         // The fields, and the header block for messages stored before the
         // fields were kept.
         SearchKey::Header(..)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => TextColumns {
-            header: true,
-            body: false,
-            fields: true,
-        },
-        SearchKey::Body(_) => TextColumns {
-            header: false,
-            body: true,
-            fields: false,
-        },
-        SearchKey::Text(_) => TextColumns {
-            header: true,
-            body: true,
-            fields: false,
-        },
-        SearchKey::And(keys) => keys
-            .iter()
-            .map(needs_text)
-            .fold(TextColumns::default(), either),
-        SearchKey::Or(any) => any
-            .iter()
-            .map(needs_text)
-            .fold(TextColumns::default(), either),
-        SearchKey::Not(k) => needs_text(k),
-        _ => TextColumns::default(),
-    }
+        | SearchKey::SentSince(_) => {
+            need.header = true;
+            need.fields = true;
+        }
+        SearchKey::Body(_) => need.body = true,
+        SearchKey::Text(_) => {
+            need.header = true;
+            need.body = true;
+        }
+        _ => {}
+    });
+    need
 }
 
 /// A condition the store can check on its own that every message matching
@@ -169,18 +161,6 @@ struct Context<'a> {
     email_ids: HashMap<MessageId, String>,
 }
 
-/// The EMAILIDs a key asks for, anywhere in its tree.
-fn email_id_keys<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
-    match key {
-        SearchKey::EmailId(id) => out.push(id),
-        SearchKey::And(keys) | SearchKey::Or(keys) => {
-            keys.iter().for_each(|k| email_id_keys(k, out))
-        }
-        SearchKey::Not(k) => email_id_keys(k, out),
-        _ => {}
-    }
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -287,12 +267,13 @@ pub(crate) async fn run_search(
     key: &SearchKey,
     rev2: bool,
 ) -> Result<Vec<(u32, Uid)>> {
-    let mut wanted_ids = Vec::new();
-    email_id_keys(key, &mut wanted_ids);
-    let messages: Vec<MessageId> = wanted_ids
-        .iter()
-        .filter_map(|id| objectid::email_id_message(id))
-        .collect();
+    // The messages an EMAILID key names (RFC 8474 §6).
+    let mut messages: Vec<MessageId> = Vec::new();
+    for_each_leaf(key, &mut |leaf| {
+        if let SearchKey::EmailId(id) = leaf {
+            messages.extend(objectid::email_id_message(id));
+        }
+    });
     let email_ids = store
         .content_hashes(&messages)
         .await?
@@ -388,12 +369,11 @@ impl Session<'_> {
 
 /// Whether a search key tests mod-sequences anywhere in its tree.
 fn uses_modseq(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::ModSeq(_) => true,
-        SearchKey::And(keys) | SearchKey::Or(keys) => keys.iter().any(uses_modseq),
-        SearchKey::Not(key) => uses_modseq(key),
-        _ => false,
-    }
+    let mut found = false;
+    for_each_leaf(key, &mut |leaf| {
+        found |= matches!(leaf, SearchKey::ModSeq(_))
+    });
+    found
 }
 
 impl Session<'_> {

@@ -733,7 +733,6 @@ fn append(c: &mut Cursor) -> PResult<Command> {
         }
         // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")".
         let utf8 = c.eat_word("UTF8 (");
-
         if !matches!(c.peek(), Some(b'{') | Some(b'~')) {
             return Err(c.error("the message as a literal ({size})"));
         }
